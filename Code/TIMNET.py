@@ -1,0 +1,484 @@
+"""TIM-Net: Temporal-aware bI-direction Multi-scale Network (Ye et al., ICASSP 2023).
+
+The forward and the time-reversed (backward) branch share their structure but not
+their weights. Instead of building every layer twice, each layer here holds the
+weights of all branches stacked on a leading *branch* axis and processes the
+branches as one tensor ``(branches, batch, time, channels)``: one matmul per
+convolution instead of two small convolutions. The mathematics is exactly the
+original's (``Code/plain_timnet.py`` is the layer-by-layer reference used by the
+equivalence tests and benchmarks).
+
+Layers:
+- ``BranchCausalConv1D``: causal dilated Conv1D, one kernel per branch.
+- ``BranchBatchNormalization``: BatchNormalization per branch and channel.
+- ``BranchSpatialDropout1D``: SpatialDropout1D per branch.
+- ``TemporalAwareBlock``: (conv, BN, activation, spatial dropout) x 2, sigmoid gate
+  multiplied with the block input.
+- ``TIMNet``: 1x1 causal conv, then ``stack_size`` x ``dilation_size`` TABs with
+  dilations 1, 2, 4, ...; after each, branches summed and averaged over time.
+  Output ``(batch, scales, filters)``.
+- ``DynamicFusion``: the original ``WeightLayer``, a learnt weighted sum of scales.
+- ``L2Normalize``: the seed's embedding head, ``x / (||x|| + 1e-5)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import keras
+from keras import ops
+
+logger = logging.getLogger(__name__)
+
+# Keras 2 layer-type names used by the original files, in creation order.
+LEGACY_CONV = "conv1d"
+LEGACY_BN = "batch_normalization"
+LEGACY_FUSION = "weight_layer"
+LEGACY_DENSE = "dense"
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class BranchCausalConv1D(keras.layers.Layer):
+    """Causal dilated 1-D convolution with an independent kernel per branch.
+
+    Input and output are ``(branches, batch, time, channels)``. The kernel has
+    Keras' Conv1D layout per branch: ``(branches, kernel_size, in, filters)``.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 2,
+        dilation_rate: int = 1,
+        branches: int = 2,
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.dilation_rate = int(dilation_rate)
+        self.branches = int(branches)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = int(input_shape[-1])
+        fan_shape = (self.kernel_size, channels, self.filters)
+        init = self.kernel_initializer
+        # Initialise each branch like a Keras Conv1D kernel (same fan-in/fan-out).
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.branches, *fan_shape),
+            initializer=lambda shape, dtype=None: ops.stack(
+                [init(fan_shape, dtype=dtype) for _ in range(shape[0])]
+            ),
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.branches, self.filters), initializer="zeros")
+
+    def call(self, inputs: Any) -> Any:
+        n, time, channels = ops.shape(inputs)[0], ops.shape(inputs)[2], ops.shape(inputs)[3]
+        pad = (self.kernel_size - 1) * self.dilation_rate
+        if pad:
+            padded = ops.pad(inputs, [[0, 0], [0, 0], [pad, 0], [0, 0]])
+            taps = [
+                padded[:, :, i * self.dilation_rate : i * self.dilation_rate + time, :]
+                for i in range(self.kernel_size)
+            ]
+            stacked = ops.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
+        else:
+            stacked = inputs
+        flat = ops.reshape(stacked, (n, -1, self.kernel_size * channels))
+        kernel = ops.reshape(self.kernel, (self.branches, self.kernel_size * channels, self.filters))
+        out = ops.matmul(flat, kernel) + self.bias[:, None, :]
+        return ops.reshape(out, (n, -1, time, self.filters))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "dilation_rate": self.dilation_rate,
+            "branches": self.branches,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class BranchBatchNormalization(keras.layers.Layer):
+    """BatchNormalization over (batch, time) for every branch and channel, with
+    Keras' defaults (momentum 0.99, epsilon 1e-3) as the original used."""
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shape = (int(input_shape[0]), int(input_shape[-1]))
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
+        self.moving_mean = self.add_weight(
+            name="moving_mean", shape=shape, initializer="zeros", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            name="moving_variance", shape=shape, initializer="ones", trainable=False
+        )
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if training:
+            mean = ops.mean(inputs, axis=(1, 2))
+            variance = ops.mean(ops.square(inputs - mean[:, None, None, :]), axis=(1, 2))
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1 - m))
+            self.moving_variance.assign(
+                self.moving_variance * m + ops.cast(variance, self.moving_variance.dtype) * (1 - m)
+            )
+        else:
+            mean = ops.cast(self.moving_mean, inputs.dtype)
+            variance = ops.cast(self.moving_variance, inputs.dtype)
+        scale = ops.cast(self.gamma, inputs.dtype) * ops.rsqrt(variance + self.epsilon)
+        shift = ops.cast(self.beta, inputs.dtype) - mean * scale
+        return inputs * scale[:, None, None, :] + shift[:, None, None, :]
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class BranchSpatialDropout1D(keras.layers.Layer):
+    """SpatialDropout1D for each branch: drops whole channels of a sequence."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or self.rate <= 0:
+            return inputs
+        shape = ops.shape(inputs)
+        return keras.random.dropout(
+            inputs, self.rate, noise_shape=(shape[0], shape[1], 1, shape[3]), seed=self.seed_generator
+        )
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class TemporalAwareBlock(keras.layers.Layer):
+    """TAB: two (causal dilated conv -> BN -> activation -> spatial dropout) stages
+    whose sigmoid gates the block input element-wise."""
+
+    def __init__(
+        self,
+        filters: int = 39,
+        kernel_size: int = 2,
+        dilation_rate: int = 1,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        branches: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.dilation_rate = int(dilation_rate)
+        self.dropout = float(dropout)
+        self.activation = activation
+        self.branches = int(branches)
+        self._activation_fn = keras.activations.get(activation)
+        conv = dict(filters=filters, kernel_size=kernel_size, dilation_rate=dilation_rate, branches=branches)
+        self.conv_1 = BranchCausalConv1D(**conv, name="conv_1")
+        self.bn_1 = BranchBatchNormalization(name="bn_1")
+        self.drop_1 = BranchSpatialDropout1D(dropout, name="drop_1")
+        self.conv_2 = BranchCausalConv1D(**conv, name="conv_2")
+        self.bn_2 = BranchBatchNormalization(name="bn_2")
+        self.drop_2 = BranchSpatialDropout1D(dropout, name="drop_2")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if int(input_shape[-1]) != self.filters:
+            # The original would add a 1x1 projection here; TIM-Net's 1x1 input conv
+            # always maps to `filters` channels first, so it never exists.
+            raise ValueError(f"TemporalAwareBlock expects {self.filters} channels, got {input_shape[-1]}")
+        out_shape = (*input_shape[:-1], self.filters)
+        self.conv_1.build(input_shape)
+        self.bn_1.build(out_shape)
+        self.conv_2.build(out_shape)
+        self.bn_2.build(out_shape)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        h = self.drop_1(self._activation_fn(self.bn_1(self.conv_1(inputs), training=training)), training=training)
+        h = self.drop_2(self._activation_fn(self.bn_2(self.conv_2(h), training=training)), training=training)
+        return inputs * ops.sigmoid(h)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "dilation_rate": self.dilation_rate,
+            "dropout": self.dropout,
+            "activation": self.activation,
+            "branches": self.branches,
+        }
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class TIMNet(keras.layers.Layer):
+    """The bi-directional multi-scale temporal network.
+
+    Input ``(batch, time, features)``; output ``(batch, stack_size * dilation_size,
+    filters)``: one time-averaged vector per temporal-aware block (scale), the
+    forward and backward branches summed. Without ``bidirection`` only the
+    forward branch exists.
+    """
+
+    def __init__(
+        self,
+        filters: int = 39,
+        kernel_size: int = 2,
+        stack_size: int = 1,
+        dilation_size: int = 8,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        bidirection: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.stack_size = int(stack_size)
+        self.dilation_size = int(dilation_size)
+        self.dropout = float(dropout)
+        self.activation = activation
+        self.bidirection = bool(bidirection)
+        if min(self.filters, self.kernel_size, self.stack_size, self.dilation_size) < 1:
+            raise ValueError("filters, kernel_size, stack_size and dilation_size must be >= 1")
+        branches = self.branches
+        self.input_conv = BranchCausalConv1D(filters, kernel_size=1, branches=branches, name="input_conv")
+        self.blocks = [
+            TemporalAwareBlock(
+                filters, kernel_size, dilation, dropout, activation, branches, name=f"tab_s{s}_d{dilation}"
+            )
+            for s in range(self.stack_size)
+            for dilation in self.dilations
+        ]
+
+    @property
+    def branches(self) -> int:
+        return 2 if self.bidirection else 1
+
+    @property
+    def dilations(self) -> list[int]:
+        """Dilation rates of the blocks in one stack: 1, 2, 4, ..."""
+        return [2**i for i in range(self.dilation_size)]
+
+    @property
+    def scales(self) -> int:
+        return self.stack_size * self.dilation_size
+
+    @property
+    def receptive_field(self) -> int:
+        """Frames that the last block of a branch can see (two convs per block)."""
+        return 1 + 2 * (self.kernel_size - 1) * self.stack_size * sum(self.dilations)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        time = input_shape[1]
+        if time is not None and self.receptive_field < time:
+            logger.warning(
+                "TIM-Net receptive field (%d frames) is shorter than the input (%d frames): "
+                "raise --dilation_size or --stack_size to cover it",
+                self.receptive_field,
+                time,
+            )
+        branch_shape = (self.branches, input_shape[0], time, int(input_shape[-1]))
+        self.input_conv.build(branch_shape)
+        block_shape = (*branch_shape[:-1], self.filters)
+        for block in self.blocks:
+            block.build(block_shape)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if self.bidirection:
+            h = ops.stack([inputs, ops.flip(inputs, axis=1)], axis=0)
+        else:
+            h = ops.expand_dims(inputs, 0)
+        h = self.input_conv(h)
+        pooled = []
+        for block in self.blocks:
+            h = block(h, training=training)
+            pooled.append(ops.mean(ops.sum(h, axis=0), axis=1))
+        return ops.stack(pooled, axis=1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.scales, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "stack_size": self.stack_size,
+            "dilation_size": self.dilation_size,
+            "dropout": self.dropout,
+            "activation": self.activation,
+            "bidirection": self.bidirection,
+        }
+
+    # --- weights in the original's (Keras 2) creation order -------------------------
+
+    def legacy_layers(self) -> list[tuple[str, keras.layers.Layer, int]]:
+        """(Keras 2 type, our layer, branch index) for every weighted layer of the
+        original network, in the order the original created them."""
+        order: list[tuple[str, keras.layers.Layer, int]] = [
+            (LEGACY_CONV, self.input_conv, b) for b in range(self.branches)
+        ]
+        for block in self.blocks:
+            for b in range(self.branches):
+                order += [
+                    (LEGACY_CONV, block.conv_1, b),
+                    (LEGACY_BN, block.bn_1, b),
+                    (LEGACY_CONV, block.conv_2, b),
+                    (LEGACY_BN, block.bn_2, b),
+                ]
+        return order
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class DynamicFusion(keras.layers.Layer):
+    """The original ``WeightLayer``: ``out[b, c] = sum_j h[b, j, c] * w[j]``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(int(input_shape[1]), 1),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+        )
+
+    def call(self, inputs: Any) -> Any:
+        return ops.einsum("bjc,j->bc", inputs, ops.cast(self.kernel[:, 0], inputs.dtype))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class L2Normalize(keras.layers.Layer):
+    """The seed's embedding head: ``x / (||x||_2 + epsilon)``."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs / (ops.sqrt(ops.sum(ops.square(inputs), axis=-1, keepdims=True)) + self.epsilon)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+HEADS = ("softmax", "embedding")
+
+
+def build_timnet_model(
+    input_shape: tuple[int, int],
+    num_classes: int,
+    head: str = "softmax",
+    filters: int = 39,
+    kernel_size: int = 2,
+    stack_size: int = 1,
+    dilation_size: int = 8,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    bidirection: bool = True,
+    name: str = "TIMNet",
+) -> keras.Model:
+    """The full classifier: TIM-Net -> dynamic fusion -> head.
+
+    ``head="softmax"`` is the paper's Dense(C, softmax); ``head="embedding"`` is the
+    seed's L2-normalised fused vector (classified by cosine similarity to class
+    centroids). The fused vector is the output of the layer named ``fusion``.
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head '{head}' (choose from {', '.join(HEADS)})")
+    inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
+    multi_scale = TIMNet(
+        filters, kernel_size, stack_size, dilation_size, dropout, activation, bidirection, name="timnet"
+    )(inputs)
+    fused = DynamicFusion(name="fusion")(multi_scale)
+    if head == "softmax":
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(fused)
+    else:
+        outputs = L2Normalize(name="l2_normalize")(fused)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def timnet_layer(model: keras.Model) -> TIMNet:
+    return model.get_layer("timnet")
+
+
+def model_head(model: keras.Model) -> str:
+    names = {layer.name for layer in model.layers}
+    return "softmax" if "dense" in names else "embedding"
+
+
+def legacy_weight_order(model: keras.Model) -> list[tuple[str, list[Any]]]:
+    """Weights of ``model`` as the original Keras 2 model lists them: one
+    ``(type, [arrays])`` entry per weighted layer, in creation order."""
+    entries: list[tuple[str, list[Any]]] = []
+    for kind, layer, b in timnet_layer(model).legacy_layers():
+        entries.append((kind, [ops.convert_to_numpy(v)[b] for v in layer.weights]))
+    entries.append((LEGACY_FUSION, [ops.convert_to_numpy(model.get_layer("fusion").kernel)]))
+    if model_head(model) == "softmax":
+        dense = model.get_layer("dense")
+        entries.append((LEGACY_DENSE, [ops.convert_to_numpy(w) for w in dense.weights]))
+    return entries
+
+
+def set_legacy_weight_order(model: keras.Model, entries: list[tuple[str, list[Any]]]) -> None:
+    """Inverse of :func:`legacy_weight_order` (shapes and types must match)."""
+    import numpy as np
+
+    expected = legacy_weight_order(model)
+    if [k for k, _ in entries] != [k for k, _ in expected]:
+        raise ValueError("layer types differ from the model's")
+    targets: list[tuple[Any, int | None]] = []
+    for kind, layer, b in timnet_layer(model).legacy_layers():
+        targets.append((layer, b))
+    targets.append((model.get_layer("fusion"), None))
+    if model_head(model) == "softmax":
+        targets.append((model.get_layer("dense"), None))
+    staged: dict[int, list[Any]] = {}
+    for (layer, b), (_, arrays), (_, want) in zip(targets, entries, expected):
+        if len(arrays) != len(want) or any(np.shape(a) != np.shape(w) for a, w in zip(arrays, want)):
+            raise ValueError(
+                f"shape mismatch for {layer.name}: got {[np.shape(a) for a in arrays]}, "
+                f"expected {[np.shape(w) for w in want]}"
+            )
+        if b is None:
+            layer.set_weights([np.asarray(a) for a in arrays])
+            continue
+        current = staged.setdefault(id(layer), [ops.convert_to_numpy(v).copy() for v in layer.weights])
+        for slot, array in zip(current, arrays):
+            slot[b] = array
+        layer.set_weights(current)
