@@ -1,0 +1,45 @@
+"""tf.data input pipelines that gather batches from the one in-memory copy of the features.
+
+``tf.data.Dataset.from_tensor_slices(x)`` would copy the whole feature array into the
+graph; here only indices live in the dataset and each batch is gathered from the
+NumPy array, so training holds one float32 copy of the features plus a few batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    index: np.ndarray | None = None,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches ``(x[i], y[i])`` for ``i`` in ``index`` (all rows by default);
+    reshuffled every epoch, deterministically for a seed, when ``shuffle``."""
+    index = np.arange(len(x)) if index is None else np.asarray(index, dtype=np.int64)
+    x_shape, y_shape = x.shape[1:], y.shape[1:]
+
+    def gather(batch_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.sort(batch_index)  # sorted reads are faster; the batch is a set anyway
+        return x[order].astype(np.float32, copy=False), y[order].astype(np.float32, copy=False)
+
+    ds = tf.data.Dataset.from_tensor_slices(index)
+    if shuffle:
+        ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def load(batch_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        bx, by = tf.numpy_function(gather, [batch_index], [tf.float32, tf.float32], stateful=False)
+        bx.set_shape((None, *x_shape))
+        by.set_shape((None, *y_shape))
+        return bx, by
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
