@@ -208,7 +208,9 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
             raise FeatureFileError(f"{path}: '{key}' has {len(value)} entries for {n} utterances")
         return value.astype(str)
 
+    known = {"x", "y", "speaker", "path", "class_labels"}
+    extra = {k: v for k, v in obj.items() if k not in known}
     return FeatureSet(
         x=x, y=y.astype(np.float32, copy=False), class_labels=tuple(class_labels),
-        name=path.stem, path=path, speakers=optional("speaker"), files=optional("path"),
+        name=path.stem, path=path, speakers=optional("speaker"), files=optional("path"), extra=extra,
     )
