@@ -21,3 +21,6 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check Code MFCC tests benchmarks
+
+figures: setup
+	$(PY) Code/figures.py architecture --output Fig/architecture.png

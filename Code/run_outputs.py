@@ -11,6 +11,8 @@ import numpy as np
 from feature_io import atomic_path
 from reports import EvaluationReport
 
+TSNE_MAX_POINTS = 2000
+
 
 def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
     """``history.json`` and ``curves.png`` (one panel row per fold) of a training run."""
@@ -42,9 +44,14 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
             title=title)
         fused = [f.fused for f in report.folds if f.fused is not None]
         if fused and sum(len(f) for f in fused) >= 4:
+            points = np.concatenate(fused)
             labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
-            written["tsne"] = plot_tsne(np.concatenate(fused), labels, list(report.class_labels),
-                                        folder / "tsne.png", title=f"{report.data}: fused features (t-SNE)")
+            title = f"{report.data}: fused features (t-SNE)"
+            if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
+                keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
+                points, labels = points[keep], labels[keep]
+                title += f", {TSNE_MAX_POINTS} random utterances"
+            written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png", title=title)
     written["summary"] = write_summary(report, folder, written)
     return written
 
