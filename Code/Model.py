@@ -61,6 +61,7 @@ class Settings:
     stack_size: int = 1
     bidirection: bool = False
     split_fold: int = 10
+    max_folds: int | None = None  # train only the first N splits (quick benchmarks)
     loss: str = "npair"
     protocol: str = "holdout"
     label_smoothing: float = 0.0
@@ -249,6 +250,22 @@ class _StopOnInterrupt(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class _EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_time`` (seconds of training + validation) to the epoch logs and so to
+    history.json; first in the callback list so other callbacks' work is not counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_time"] = time.perf_counter() - self.start
+
+
 class _ValidationUAR(keras.callbacks.Callback):
     """Adds ``val_uar`` to the epoch logs (before TensorBoard writes them)."""
 
@@ -325,8 +342,12 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
     result_dir = Path(settings.result_path) / run
     splits = make_splits(settings.protocol, features.labels, settings.random_seed, settings.split_fold,
                          features.speakers, str(features.path or features.name))
-    if chief:
-        model_dir.mkdir(parents=True, exist_ok=True)
+    if settings.max_folds is not None:
+        if settings.max_folds < 1:
+            raise UserError(f"--max_folds {settings.max_folds}: must be at least 1")
+        splits = splits[: settings.max_folds]
+    # The run folder appears with the first weights file (atomic_path creates it), so a
+    # run that fails or is interrupted before any epoch ends leaves no empty folder.
     n_classes = len(features.class_labels)
     input_shape = tuple(features.x.shape[1:])
     train_targets = smooth_labels(features.y, settings.label_smoothing).astype(np.float32)
@@ -343,7 +364,7 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
             path = model_dir / fold_weights_name(settings.protocol, split, settings.split_fold)
             meta = model_metadata(settings, features)
             writer = _WeightsWriter(path, meta, best=settings.protocol == "holdout", enabled=chief)
-            callbacks: list[keras.callbacks.Callback] = [_StopOnInterrupt(interrupt), writer]
+            callbacks: list[keras.callbacks.Callback] = [_EpochTimer(), _StopOnInterrupt(interrupt), writer]
             if chief:
                 callbacks.insert(1, _ValidationUAR(features, split.train, split.test))
                 log_dir = Path(settings.log_dir) / stamp
@@ -369,7 +390,9 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
                 save_weights(model, path, meta)
                 portable_model.save_portable(model, path.with_name(path.stem + ".keras"), meta)
             weights.append(path)
-            folds.append(evaluate(model, features, split.test, split.fold, split.name, centroids, str(path)))
+            # The fused features feed the t-SNE figure of the training run (one cheap pass).
+            folds.append(evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
+                                  with_fused=True))
             if interrupt.requested:
                 notes.append(f"training interrupted by the user during {split.name} "
                              f"(kept epoch {writer.best_epoch})")
@@ -487,6 +510,9 @@ def test(settings: Settings, features: FeatureSet, test_path: Path, overrides: d
             if features.speakers is None:
                 raise UserError(f"{features.path}: LOSO weights need a 'speaker' key in the feature file")
             index = np.flatnonzero(features.speakers.astype(str) == trained.speaker)
+            if not len(index):
+                raise UserError(f"{trained.path.name}: speaker '{trained.speaker}' has no utterance in "
+                                f"{features.path}; test LOSO weights on the feature file they were trained on")
             name = f"speaker {trained.speaker}"
         else:
             index = np.arange(len(features.x))

@@ -463,7 +463,7 @@ def set_legacy_weight_order(model: keras.Model, entries: list[tuple[str, list[An
     if [k for k, _ in entries] != [k for k, _ in expected]:
         raise ValueError("layer types differ from the model's")
     targets: list[tuple[Any, int | None]] = []
-    for kind, layer, b in timnet_layer(model).legacy_layers():
+    for _kind, layer, b in timnet_layer(model).legacy_layers():
         targets.append((layer, b))
     targets.append((model.get_layer("fusion"), None))
     if model_head(model) == "softmax":

@@ -12,10 +12,11 @@ import io
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class FeatureSet:
         """Integer class of every utterance."""
         return np.argmax(self.y, axis=1)
 
-    def subset(self, index: np.ndarray) -> "FeatureSet":
+    def subset(self, index: np.ndarray) -> FeatureSet:
         return FeatureSet(
             x=self.x[index], y=self.y[index], class_labels=self.class_labels,
             name=self.name, path=self.path,

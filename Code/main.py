@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel_size", type=int, default=2, help="kernel size of the dilated convolutions")
     p.add_argument("--stack_size", type=int, default=1, help="repetitions of the dilation stack")
     p.add_argument("--split_fold", type=int, default=10, help="folds of the k-fold protocol")
+    p.add_argument("--max_folds", type=int, default=None,
+                   help="train only the first N folds of the protocol's splits (the splits stay the same)")
     p.add_argument("--gpu", default="0", help="GPU index or comma-separated list (several: mirrored); -1: CPU")
     # Additions of this project.
     p.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "speaker out")
     p.add_argument("--label_smoothing", type=float, default=None, help="smoothing of the training labels")
     p.add_argument("--histogram_freq", type=int, default=1, help="TensorBoard weight histograms every N epochs")
+    p.add_argument("--log_dir", default="log/", help="TensorBoard logs go to <log_dir>/<time>/")
     p.add_argument("--mixed_precision", action="store_true", help="float16 compute on GPU")
     p.add_argument("--no_figures", action="store_true", help="skip the PNG figures after train/test")
     p.add_argument("--wav", default=None, help="predict: an audio file or a folder (searched recursively)")
@@ -74,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predict: score overlapping windows this many seconds apart")
     p.add_argument("--output", default=None, help="export: the .keras file to write")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for audio feature extraction")
+    p.add_argument("--fold", type=int, default=None,
+                   help="predict/export: which fold's model of a k-fold or LOSO run folder (default 1)")
     return p
 
 
@@ -103,9 +108,9 @@ def resolve_settings(args: argparse.Namespace, given: set[str]):
         lr=args.lr, beta1=args.beta1, beta2=args.beta2,
         random_seed=args.random_seed, activation=args.activation, filter_size=args.filter_size,
         dilation_size=dilation, kernel_size=args.kernel_size, stack_size=args.stack_size,
-        bidirection=bool(args.bidirection), split_fold=args.split_fold,
+        bidirection=bool(args.bidirection), split_fold=args.split_fold, max_folds=args.max_folds,
         histogram_freq=args.histogram_freq, mixed_precision=args.mixed_precision,
-        log_dir=paths.LOG_DIR, **values,
+        log_dir=paths.resolve(args.log_dir), **values,
     )
 
 
@@ -185,8 +190,8 @@ def run_train(args: argparse.Namespace, given: set[str]) -> int:
     print(f"\nTraining finished in {Model.elapsed(start)}; weights in {outcome.model_dir}")
     outcome.report.print()
     written = write_train_outputs(outcome, figures=not args.no_figures)
-    written.update(write_test_outputs(outcome.report, outcome.result_dir, excel_name=_excel_name(settings, outcome),
-                                      figures=not args.no_figures))
+    write_test_outputs(outcome.report, outcome.result_dir, excel_name=_excel_name(settings, outcome),
+                       figures=not args.no_figures, already=written)
     print(f"Reports in {outcome.result_dir}")
     return 0
 
@@ -213,6 +218,8 @@ def run_test(args: argparse.Namespace, given: set[str]) -> int:
     print(f"Test of {test_path} on {features.path} ({len(features.x)} utterances)")
     report.print()
     kind = f"{len(report.folds)}fold" if len(report.folds) > 1 else "test"
+    if report.folds and report.folds[0].name.startswith("speaker "):
+        kind = "loso"
     excel = f"{settings.data}_{kind}_{report.summary()['WAR']:.4f}_{settings.random_seed}_{result_dir.name[-15:]}.xlsx"
     write_test_outputs(report, result_dir, excel_name=excel, figures=not args.no_figures)
     print(f"Reports in {result_dir}")

@@ -25,8 +25,14 @@ class Split:
 def holdout_split(labels: np.ndarray, seed: int, validation: float = 0.1) -> list[Split]:
     """The seed's stratified 90/10 split."""
     index = np.arange(len(labels))
+    if len(index) < 2:
+        raise UserError(f"the hold-out protocol needs at least 2 utterances, got {len(index)}")
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
+    n_present = int(np.count_nonzero(counts))
+    n_test = int(np.ceil(validation * len(index)))
+    # Stratify whenever every class can appear on both sides (tiny corpora cannot).
+    can_stratify = counts[counts > 0].min() >= 2 and min(n_test, len(index) - n_test) >= n_present
+    stratify = labels if can_stratify else None
     train, test = train_test_split(index, test_size=validation, random_state=seed, shuffle=True, stratify=stratify)
     return [Split(1, np.sort(train), np.sort(test), "holdout")]
 

@@ -31,9 +31,10 @@ def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
 
 
 def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str | None = None,
-                       figures: bool = True) -> dict[str, Path]:
-    """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md."""
-    written = report.write(folder, excel_name)
+                       figures: bool = True, already: dict[str, Path] | None = None) -> dict[str, Path]:
+    """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md.
+    ``already``: files written before (training's history.json, curves.png) for summary.md's links."""
+    written = {**(already or {}), **report.write(folder, excel_name)}
     if figures:
         from figures import plot_confusion_matrix, plot_tsne
 
