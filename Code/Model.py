@@ -468,7 +468,8 @@ def load_trained(path: Path, input_shape: tuple[int, int], overrides: dict[str, 
     """Model and metadata from a ``.keras`` file or a weights file (ours or the original's)."""
     if path.suffix == ".keras":
         model, meta = portable_model.load_portable(path)
-        arch = meta.get("architecture", {})
+        # The network itself, not its metadata (which an exported file may lack), decides.
+        arch = {**meta.get("architecture", {}), **legacy_weights.model_architecture(model)}
         for key, value in overrides.items():
             if key in arch and arch[key] != value:
                 raise UserError(f"{path}: --{_flag(key)} {value} but the model has {arch[key]}")

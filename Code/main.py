@@ -169,17 +169,18 @@ def seed_everything(seed: int) -> None:
 
 
 def run_train(args: argparse.Namespace, given: set[str]) -> int:
+    start = time.time()
+    features = load_data(args.data)  # bad data fails at once, before TensorFlow loads
+
     import Model
     from devices import configure_devices, is_chief
     from run_outputs import write_test_outputs, write_train_outputs
 
-    start = time.time()
     settings = resolve_settings(args, given)
     strategy = configure_devices(args.gpu)
     if settings.mixed_precision:
         _enable_mixed_precision()
     seed_everything(settings.random_seed)
-    features = load_data(args.data)
     print(f"Data {features.path}: {features.x.shape[0]} utterances x {features.x.shape[1]} frames x "
           f"{features.x.shape[2]} MFCCs, classes {', '.join(features.class_labels)}")
     print(f"Recipe: {settings.loss} loss, {settings.protocol} protocol, dropout {settings.dropout}, "
@@ -203,6 +204,8 @@ def _excel_name(settings, outcome) -> str:
 
 
 def run_test(args: argparse.Namespace, given: set[str]) -> int:
+    features = load_data(args.data)  # bad data fails at once, before TensorFlow loads
+
     import Model
     from devices import configure_devices
     from run_outputs import write_test_outputs
@@ -210,7 +213,6 @@ def run_test(args: argparse.Namespace, given: set[str]) -> int:
     settings = resolve_settings(args, given)
     configure_devices(args.gpu)
     seed_everything(settings.random_seed)
-    features = load_data(args.data)
     test_path = paths.resolve(args.test_path) if args.test_path else default_test_path(settings.model_path)
     report = Model.test(settings, features, test_path, architecture_overrides(args, given),
                         with_fused=not args.no_figures)

@@ -1,0 +1,231 @@
+"""Bad input to ``main.py``: exit code 2, one ``error:`` line naming the file, nothing written.
+
+Most cases call ``main.main`` in this process (quick); two run the real command line to check
+the process exit code and that stderr holds nothing but the error line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import main
+from feature_io import write_npy_dict
+from helpers import FAST, run_cli, write_tiny
+
+FRAMES = 12  # within the receptive field of every network below: no warning on stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_global_determinism(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main.seed_everything would switch on TensorFlow's op determinism for the whole test
+    process; seeding is enough here."""
+    import keras
+
+    monkeypatch.setattr(main, "seed_everything", keras.utils.set_random_seed)
+
+
+def _weights(folder: Path, *, dilation_size: int = 2, num_classes: int = 5, head: str = "softmax",
+             n_mfcc: int = 39, class_labels: tuple[str, ...] | None = None, portable: bool = False) -> Path:
+    """A trained-run folder holding one model (untrained weights: the shapes are what matters)."""
+    import legacy_weights
+    import portable_model
+    from TIMNET import build_timnet_model
+
+    model = build_timnet_model((FRAMES, n_mfcc), num_classes, head=head, dilation_size=dilation_size)
+    labels = list(class_labels or [f"c{i}" for i in range(num_classes)])
+    meta = {"head": head, "num_classes": num_classes, "class_labels": labels, "data": "toy"}
+    centroids = np.zeros((num_classes, 39), np.float32) if head == "embedding" else None
+    folder.mkdir(parents=True, exist_ok=True)
+    if portable:
+        return portable_model.save_portable(model, folder / "model.keras", {**meta, "centroids": centroids})
+    return legacy_weights.write_weight_file(model, folder / "weights_best.hdf5", meta, centroids=centroids)
+
+
+def _data(tmp: Path, name: str = "toy.npy", **kwargs) -> Path:
+    return write_tiny(tmp / name, n=20, frames=FRAMES, **kwargs)
+
+
+# Each case: (build files in tmp and return argv, substrings the error line must hold).
+Case = Callable[[Path], tuple[list[str], list[str]]]
+
+
+def _missing(tmp: Path):
+    return ["--data", str(tmp / "missing.npy")], [str(tmp / "missing.npy"), "not found"]
+
+
+def _unknown_name(tmp: Path):
+    return ["--data", "NO_SUCH_CORPUS"], ["NO_SUCH_CORPUS.npy", "not found"]
+
+
+def _not_a_dict(tmp: Path):
+    np.save(tmp / "array.npy", np.zeros((4, 39), np.float32))
+    return ["--data", str(tmp / "array.npy")], [str(tmp / "array.npy"), "expected a dict"]
+
+
+def _not_npy(tmp: Path):
+    (tmp / "text.npy").write_text("x,y\n1,2\n")
+    return ["--data", str(tmp / "text.npy")], [str(tmp / "text.npy"), "not a valid .npy"]
+
+
+def _x_2d(tmp: Path):
+    write_npy_dict(tmp / "flat.npy", {"x": np.zeros((6, 39), np.float32), "y": np.eye(3)[[0, 1, 2, 0, 1, 2]],
+                                       "class_labels": np.array(["a", "b", "c"])})
+    return ["--data", str(tmp / "flat.npy")], [str(tmp / "flat.npy"), "'x' must have shape"]
+
+
+def _length_mismatch(tmp: Path):
+    write_npy_dict(tmp / "short.npy", {"x": np.zeros((6, FRAMES, 39), np.float32), "y": np.eye(3)[[0, 1, 2, 0, 1]],
+                                        "class_labels": np.array(["a", "b", "c"])})
+    return ["--data", str(tmp / "short.npy")], [str(tmp / "short.npy"), "6 utterances", "5"]
+
+
+def _not_one_hot(tmp: Path):
+    y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    y[2] = [0.2, 0.3, 0.5]
+    write_npy_dict(tmp / "soft.npy", {"x": np.zeros((6, FRAMES, 39), np.float32), "y": y,
+                                       "class_labels": np.array(["a", "b", "c"])})
+    return ["--data", str(tmp / "soft.npy")], [str(tmp / "soft.npy"), "not one-hot"]
+
+
+def _no_class_tuple(tmp: Path):
+    path = _data(tmp, "mystery.npy", class_labels=None, n_classes=4)
+    return ["--data", str(path)], [str(path), "unknown class names"]
+
+
+def _wrong_class_count(tmp: Path):
+    path = _data(tmp, "EMODB.npy", class_labels=None, n_classes=5)  # EMO-DB has 7 classes
+    return ["--data", str(path)], [str(path), "5 classes", "7"]
+
+
+def _loso_without_speakers(tmp: Path):
+    path = _data(tmp, speakers=0)
+    return ["--data", str(path), "--protocol", "loso"], [str(path), "speaker"]
+
+
+def _too_many_folds(tmp: Path):
+    path = _data(tmp)
+    return ["--data", str(path), "--protocol", "kfold", "--split_fold", "50"], ["--split_fold 50", "20"]
+
+
+TRAIN_CASES: dict[str, Case] = {
+    "missing_npy": _missing, "unknown_data_name": _unknown_name, "not_a_dict": _not_a_dict,
+    "not_npy": _not_npy, "x_2d": _x_2d, "length_mismatch": _length_mismatch, "not_one_hot": _not_one_hot,
+    "no_class_tuple": _no_class_tuple, "wrong_class_count": _wrong_class_count,
+    "loso_without_speakers": _loso_without_speakers, "too_many_folds": _too_many_folds,
+}
+
+
+def _no_weights(tmp: Path):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "notes.txt").write_text("nothing here")
+    return ["--data", str(_data(tmp)), "--test_path", str(tmp / "run")], [str(tmp / "run"), "no weights found"]
+
+
+def _no_such_test_path(tmp: Path):
+    return ["--data", str(_data(tmp)), "--test_path", str(tmp / "gone")], [str(tmp / "gone"), "no such file"]
+
+
+def _corrupt_weights(tmp: Path):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "weights_best.hdf5").write_bytes(b"not hdf5 at all")
+    return (["--data", str(_data(tmp)), "--test_path", str(tmp / "run")],
+            [str(tmp / "run" / "weights_best.hdf5"), "HDF5"])
+
+
+def _other_dilations(tmp: Path):
+    weights = _weights(tmp / "run", dilation_size=3)
+    return (["--data", str(_data(tmp)), "--test_path", str(tmp / "run"), "--dilation_size", "5"],
+            [str(weights), "--dilation_size 5", "3 dilations"])
+
+
+def _other_dilations_keras(tmp: Path):
+    model = _weights(tmp / "run", dilation_size=3, portable=True)
+    return (["--data", str(_data(tmp)), "--test_path", str(model), "--dilation_size", "5"],
+            [str(model), "--dilation_size 5", "has 3"])
+
+
+def _seven_classes_on_five(tmp: Path):
+    weights = _weights(tmp / "run", num_classes=7)
+    data = _data(tmp)
+    return (["--data", str(data), "--test_path", str(tmp / "run")],
+            [str(weights), "7 classes", str(data), "has 5"])
+
+
+def _other_class_names(tmp: Path):
+    weights = _weights(tmp / "run", head="embedding", class_labels=("a", "b", "c", "d", "e"))
+    data = _data(tmp)
+    return (["--data", str(data), "--test_path", str(tmp / "run")], [str(weights), "differ", str(data)])
+
+
+def _other_mfcc_count(tmp: Path):
+    weights = _weights(tmp / "run", n_mfcc=20)
+    data = _data(tmp)
+    return (["--data", str(data), "--test_path", str(tmp / "run")], [str(weights), "20", "39"])
+
+
+TEST_CASES: dict[str, Case] = {
+    "no_weights": _no_weights, "no_such_test_path": _no_such_test_path, "corrupt_weights": _corrupt_weights,
+    "other_dilations": _other_dilations, "other_dilations_keras": _other_dilations_keras,
+    "seven_classes_on_five": _seven_classes_on_five, "other_class_names": _other_class_names,
+    "other_mfcc_count": _other_mfcc_count, "missing_npy": _missing, "x_2d": _x_2d,
+}
+
+
+def _check_error(rc: int, err: str, expected: list[str]) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"stderr must be one error line, got:\n{err}"
+    for part in expected:
+        assert part in lines[0], f"{part!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def _outputs(tmp: Path) -> list[str]:
+    return ["--model_path", str(tmp / "out" / "models"), "--result_path", str(tmp / "out" / "results"),
+            "--log_dir", str(tmp / "out" / "log"), *FAST, "--epoch", "1"]
+
+
+def _written(tmp: Path) -> list[Path]:
+    return [p for p in (tmp / "out").rglob("*")] if (tmp / "out").exists() else []
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_bad_training_input(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv, expected = TRAIN_CASES[case](tmp_path)
+    rc = main.main(["--mode", "train", *argv, *_outputs(tmp_path)])
+    _check_error(rc, capsys.readouterr().err, expected)
+    assert _written(tmp_path) == [], "a failed training left files or folders behind"
+
+
+@pytest.mark.parametrize("case", list(TEST_CASES))
+def test_bad_test_input(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv, expected = TEST_CASES[case](tmp_path)
+    rc = main.main(["--mode", "test", *argv, *_outputs(tmp_path), "--no_figures"])
+    _check_error(rc, capsys.readouterr().err, expected)
+    assert _written(tmp_path) == [], "a failed test left files or folders behind"
+
+
+# TensorFlow's C++ runtime writes a few lines to stderr when it loads, before Python can stop it.
+_RUNTIME_NOISE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] |WARNING: All log messages before absl|"
+                            r"To enable the following instructions)")
+
+
+def test_cli_process_missing_file(tmp_path: Path) -> None:
+    """Bad data fails before TensorFlow loads: stderr is exactly the error line."""
+    argv, expected = _missing(tmp_path)
+    proc = run_cli(["--mode", "train", *argv, *_outputs(tmp_path)], cwd=tmp_path)
+    _check_error(proc.returncode, proc.stderr, expected)
+    assert _written(tmp_path) == []
+
+
+def test_cli_process_wrong_architecture(tmp_path: Path) -> None:
+    argv, expected = _other_dilations(tmp_path)
+    proc = run_cli(["--mode", "test", *argv, *_outputs(tmp_path)], cwd=tmp_path)
+    err = "\n".join(line for line in proc.stderr.splitlines() if not _RUNTIME_NOISE.match(line))
+    _check_error(proc.returncode, err, expected)
+    assert _written(tmp_path) == []

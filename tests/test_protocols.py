@@ -1,0 +1,88 @@
+"""Evaluation protocols: k-fold as scikit-learn's, stratified hold-out, leave one speaker out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from errors import UserError
+from protocols import holdout_split, kfold_splits, loso_splits, make_splits
+
+
+def _labels(n: int = 200, n_classes: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.choice(n_classes, size=n, p=[0.4, 0.25, 0.15, 0.12, 0.08][:n_classes])
+
+
+@pytest.mark.parametrize(("n", "folds", "seed"), [(50, 10, 46), (37, 3, 0), (535, 10, 46)])
+def test_kfold_equals_sklearn(n: int, folds: int, seed: int) -> None:
+    ours = kfold_splits(n, folds, seed)
+    ref = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n)))
+    assert len(ours) == folds
+    for i, (split, (train, test)) in enumerate(zip(ours, ref), start=1):
+        assert split.fold == i and split.name == f"fold {i}"
+        np.testing.assert_array_equal(split.train, train)
+        np.testing.assert_array_equal(split.test, test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([s.test for s in ours])), np.arange(n))
+
+
+def test_kfold_rejects_impossible_fold_counts() -> None:
+    for folds in (1, 11):
+        with pytest.raises(UserError, match="--split_fold"):
+            kfold_splits(10, folds, 0)
+
+
+def test_holdout_is_stratified_90_10_and_deterministic() -> None:
+    labels = _labels()
+    (split,) = holdout_split(labels, seed=46)
+    assert split.fold == 1 and split.name == "holdout"
+    assert len(split.test) == 20 and len(split.train) == 180
+    assert not set(split.train) & set(split.test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([split.train, split.test])), np.arange(len(labels)))
+    # Stratified: every class keeps its share (to within one utterance) in the test part.
+    for c, count in enumerate(np.bincount(labels)):
+        assert abs(np.sum(labels[split.test] == c) - count * 0.1) <= 1
+    (again,) = holdout_split(labels, seed=46)
+    np.testing.assert_array_equal(again.test, split.test)
+    (other,) = holdout_split(labels, seed=47)
+    assert not np.array_equal(other.test, split.test)
+
+
+def test_holdout_on_a_corpus_too_small_to_stratify() -> None:
+    """40 utterances, 5 classes: a 4-utterance test part cannot hold every class."""
+    labels = np.arange(40) % 5
+    (split,) = holdout_split(labels, seed=46)
+    assert len(split.test) == 4 and len(split.train) == 36
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 2])  # class 2 has a single utterance
+    (split,) = holdout_split(labels, seed=0)
+    assert len(split.test) == 1
+    with pytest.raises(UserError):
+        holdout_split(np.array([0]), seed=0)
+
+
+def test_loso_one_fold_per_speaker() -> None:
+    speakers = np.array(["03", "08", "03", "10", "08", "03", "10", "16"])
+    splits = loso_splits(speakers, "toy.npy")
+    assert [s.name for s in splits] == ["speaker 03", "speaker 08", "speaker 10", "speaker 16"]
+    assert [s.fold for s in splits] == [1, 2, 3, 4]
+    for split in splits:
+        speaker = split.name.removeprefix("speaker ")
+        np.testing.assert_array_equal(split.test, np.flatnonzero(speakers == speaker))
+        np.testing.assert_array_equal(split.train, np.flatnonzero(speakers != speaker))
+
+
+def test_loso_needs_speakers() -> None:
+    with pytest.raises(UserError, match="toy.npy.*speaker"):
+        loso_splits(None, "toy.npy")
+    with pytest.raises(UserError, match="two speakers"):
+        loso_splits(np.array(["a", "a"]), "toy.npy")
+
+
+def test_make_splits_dispatch() -> None:
+    labels = _labels(60)
+    assert len(make_splits("holdout", labels, 1, 10)) == 1
+    assert len(make_splits("kfold", labels, 1, 4)) == 4
+    assert len(make_splits("loso", labels, 1, 4, speakers=np.arange(60) % 3)) == 3
+    with pytest.raises(UserError, match="unknown protocol"):
+        make_splits("bootstrap", labels, 1, 4)
