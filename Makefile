@@ -6,7 +6,10 @@ EPOCHS ?= 100
 PROTOCOL ?= kfold
 EMODB_DIR ?= ../shared/corpora/emodb-2s
 
-.PHONY: setup test lint demo bench bench-emodb figures clean-demo
+MAX_FOLDS ?=
+DEMO_EPOCHS ?= 30
+
+.PHONY: setup test lint demo bench bench-memory bench-predict bench-extraction bench-emodb figures
 
 $(VENV)/.installed: requirement.txt requirement-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +27,29 @@ lint: setup
 
 figures: setup
 	$(PY) Code/figures.py architecture --output Fig/architecture.png
+
+# The seed's pipeline on a generated corpus, through the real command line: the seed's
+# commands, with fewer epochs and the seed's default batch of 64 (512 is meant for the
+# 40 000 utterances of INTERSECT; the demo trains on 500).
+demo: setup
+	$(PY) Code/make_demo_corpus.py
+	$(PY) Code/esd_2_npy.py
+	cd MFCC && ../$(PY) mix_data.py
+	cd Code && ../$(PY) main.py --mode train --data INTERSECT --split_fold 10 --random_seed 46 --epoch $(DEMO_EPOCHS) --gpu 0 --bidirection --batch_size 64
+	cd Code && ../$(PY) main.py --mode test --data ESD_test --split_fold 10 --random_seed 46 --epoch 1_000_000 --gpu 0 --bidirection --batch_size 10
+
+bench: setup
+	$(PY) benchmarks/bench_speed.py
+
+bench-memory: setup
+	$(PY) benchmarks/bench_memory.py
+
+bench-predict: setup
+	$(PY) benchmarks/bench_predict.py
+
+bench-extraction: setup
+	$(PY) benchmarks/bench_extraction.py
+
+# The paper's recipe (or LOSO) on an EMO-DB folder: make bench-emodb EPOCHS=100 PROTOCOL=loso MAX_FOLDS=1
+bench-emodb: setup
+	$(PY) benchmarks/bench_emodb.py --emodb_dir $(EMODB_DIR) --epochs $(EPOCHS) --protocol $(PROTOCOL) $(if $(MAX_FOLDS),--max_folds $(MAX_FOLDS))

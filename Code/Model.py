@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import legacy_weights
 import paths
 import portable_model
 from data_pipeline import make_dataset
-from devices import is_chief
+from devices import is_chief, worker_scratch_dir
 from errors import UserError
 from feature_io import FeatureSet
 from losses import NPairAccuracy, NPairLoss, smooth_labels
@@ -176,11 +177,32 @@ def cosine_scores(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 def predict_array(model: keras.Model, x: np.ndarray, index: np.ndarray | None = None,
-                  batch_size: int = 256) -> np.ndarray:
-    """Model outputs for ``x[index]`` without copying the whole selection."""
+                  batch_size: int = 1024) -> np.ndarray:
+    """Model outputs for ``x[index]`` without copying the whole selection: large
+    batches through one compiled (graph) function per model, not eager calls."""
     index = np.arange(len(x)) if index is None else index
-    outputs = [model(x[index[i : i + batch_size]], training=False) for i in range(0, len(index), batch_size)]
-    return np.concatenate([keras.ops.convert_to_numpy(o) for o in outputs]) if outputs else np.zeros((0,))
+    if not len(index):
+        return np.zeros((0,))
+    predict = _predict_function(model)
+    outputs = [predict(np.asarray(x[index[i : i + batch_size]], dtype=np.float32))
+               for i in range(0, len(index), batch_size)]
+    return np.concatenate([keras.ops.convert_to_numpy(o) for o in outputs])
+
+
+_PREDICT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _predict_function(model: keras.Model) -> Any:
+    """A cached ``tf.function`` of the model in inference mode, any batch size. It runs
+    on this process's copy of the weights (no cross-worker collectives), so one
+    worker alone may call it."""
+    fn = _PREDICT_FUNCTIONS.get(model)
+    if fn is None:
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        fn = tf.function(lambda batch: ref()(batch, training=False), input_signature=[spec])
+        _PREDICT_FUNCTIONS[model] = fn
+    return fn
 
 
 def fusion_model(model: keras.Model) -> keras.Model:
@@ -338,7 +360,8 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
     chief = is_chief(strategy)
     stamp = timestamp()
     run = f"{settings.data}_{settings.random_seed}_{stamp}"
-    model_dir = Path(settings.model_path) / run
+    # Non-chief workers of a multi-worker run save into a throwaway folder of their own.
+    model_dir = Path(settings.model_path) / run if chief else worker_scratch_dir(strategy)
     result_dir = Path(settings.result_path) / run
     splits = make_splits(settings.protocol, features.labels, settings.random_seed, settings.split_fold,
                          features.speakers, str(features.path or features.name))
@@ -363,7 +386,7 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
                 model = build_model(settings, input_shape, n_classes)
             path = model_dir / fold_weights_name(settings.protocol, split, settings.split_fold)
             meta = model_metadata(settings, features)
-            writer = _WeightsWriter(path, meta, best=settings.protocol == "holdout", enabled=chief)
+            writer = _WeightsWriter(path, meta, best=settings.protocol == "holdout")
             callbacks: list[keras.callbacks.Callback] = [_EpochTimer(), _StopOnInterrupt(interrupt), writer]
             if chief:
                 callbacks.insert(1, _ValidationUAR(features, split.train, split.test))
@@ -376,6 +399,7 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
                   f"validating on {len(split.test)}; weights -> {path}")
             train_ds = _training_data(features, train_targets, split, settings, strategy)
             val_ds = make_dataset(features.x, features.y, split.test, settings.batch_size)
+            _prebuild_for_multi_worker(model, strategy, features, train_targets, split)
             history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epoch, callbacks=callbacks,
                                 verbose=_verbosity(settings))
             histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
@@ -386,9 +410,8 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
                 legacy_weights.load_into_model(model, path)
             centroids = _training_centroids(model, features, split)
             meta = {**model_metadata(settings, features, centroids), "epoch": writer.best_epoch}
-            if chief:
-                save_weights(model, path, meta)
-                portable_model.save_portable(model, path.with_name(path.stem + ".keras"), meta)
+            save_weights(model, path, meta)
+            portable_model.save_portable(model, path.with_name(path.stem + ".keras"), meta)
             weights.append(path)
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
             folds.append(evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
@@ -406,11 +429,22 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
 
 def _training_data(features: FeatureSet, targets: np.ndarray, split: Split, settings: Settings,
                    strategy: tf.distribute.Strategy) -> tf.data.Dataset:
-    ds = make_dataset(features.x, targets, split.train, settings.batch_size, shuffle=True,
-                      seed=settings.random_seed)
-    if strategy.num_replicas_in_sync > 1:
-        return strategy.experimental_distribute_dataset(ds)
-    return ds
+    """Shuffled global batches; ``model.fit`` distributes them over the replicas itself
+    (an already distributed dataset breaks Keras 3's symbolic build)."""
+    return make_dataset(features.x, targets, split.train, settings.batch_size, shuffle=True,
+                        seed=settings.random_seed)
+
+
+def _prebuild_for_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy, features: FeatureSet,
+                               targets: np.ndarray, split: Split) -> None:
+    """Keras 3 builds optimizer and metrics on a batch it first reduces across replicas,
+    a reduction MultiWorkerMirroredStrategy cannot do on an (x, y) pair. Build them
+    here on a local batch instead and skip that step in fit/evaluate."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    index = np.sort(split.train[:2])
+    model._maybe_symbolic_build(data_batch=(features.x[index], targets[index], None))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def _training_centroids(model: keras.Model, features: FeatureSet, split: Split) -> np.ndarray | None:

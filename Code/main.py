@@ -191,10 +191,17 @@ def run_train(args: argparse.Namespace, given: set[str]) -> int:
     print(f"\nTraining finished in {Model.elapsed(start)}; weights in {outcome.model_dir}")
     outcome.report.print()
     written = write_train_outputs(outcome, figures=not args.no_figures)
-    write_test_outputs(outcome.report, outcome.result_dir, excel_name=_excel_name(settings, outcome),
-                       figures=not args.no_figures, already=written)
-    print(f"Reports in {outcome.result_dir}")
+    written = write_test_outputs(outcome.report, outcome.result_dir, excel_name=_excel_name(settings, outcome),
+                                 figures=not args.no_figures, already=written)
+    print_written(outcome.result_dir, written)
     return 0
+
+
+def print_written(folder: Path, written: dict[str, Path]) -> None:
+    """Where the reports and figures of a run are."""
+    print(f"Reports in {folder}:")
+    for path in sorted(set(written.values())):
+        print(f"  {path}")
 
 
 def _excel_name(settings, outcome) -> str:
@@ -223,8 +230,8 @@ def run_test(args: argparse.Namespace, given: set[str]) -> int:
     if report.folds and report.folds[0].name.startswith("speaker "):
         kind = "loso"
     excel = f"{settings.data}_{kind}_{report.summary()['WAR']:.4f}_{settings.random_seed}_{result_dir.name[-15:]}.xlsx"
-    write_test_outputs(report, result_dir, excel_name=excel, figures=not args.no_figures)
-    print(f"Reports in {result_dir}")
+    written = write_test_outputs(report, result_dir, excel_name=excel, figures=not args.no_figures)
+    print_written(result_dir, written)
     return 0
 
 
