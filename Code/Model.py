@@ -401,7 +401,7 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
             val_ds = make_dataset(features.x, features.y, split.test, settings.batch_size)
             _prebuild_for_multi_worker(model, strategy, features, train_targets, split)
             history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epoch, callbacks=callbacks,
-                                verbose=_verbosity(settings))
+                                verbose=_verbosity(settings), shuffle=False)  # the dataset shuffles itself
             histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
             if writer.best_epoch is None:  # interrupted before the first epoch ended
                 notes.append(f"{split.name}: interrupted before the first epoch ended; nothing saved")
