@@ -1,0 +1,161 @@
+"""Training and inference throughput of TIM-Net: the project's path vs the plain reference.
+
+    python benchmarks/bench_speed.py [--steps N] [--warmup N] [--loss ce|npair] [--jit auto|true|false]
+
+(a) ours: ``Model.build_model`` + ``Model._training_data`` + ``model.fit`` as
+``Model.train`` runs them, and ``Model.predict_array`` for inference;
+(b) reference: ``plain_timnet.build_plain_timnet`` (one standard Keras layer per
+operation and branch, compiled without XLA) trained with ``model.fit(x, y)`` and
+run with ``model.predict(x)``, the straightforward Keras way.
+
+Both have the same weights and see the same synthetic data at the paper's shapes
+(188 frames x 39 MFCCs, batch 64, 7 classes, bi-directional). Prints samples/s of
+each, the ratio, and the peak memory. Runs on the GPU when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "Code"))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import Model  # noqa: E402
+from feature_io import FeatureSet  # noqa: E402
+from losses import NPairAccuracy, NPairLoss  # noqa: E402
+from plain_timnet import build_plain_timnet, copy_weights_to_plain  # noqa: E402
+from protocols import Split  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=40, help="timed training steps (batches) per model")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (tracing, compiling)")
+    p.add_argument("--predict_samples", type=int, default=2048, help="utterances for the inference timing")
+    p.add_argument("--repeats", type=int, default=2, help="timings per figure; the best is kept")
+    p.add_argument("--frames", type=int, default=188)
+    p.add_argument("--n_mfcc", type=int, default=39)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--classes", type=int, default=7)
+    p.add_argument("--dilation_size", type=int, default=8)
+    p.add_argument("--loss", choices=("ce", "npair"), default="ce", help="ce: the paper's softmax head")
+    p.add_argument("--forward_only", action="store_true", help="no backward branch")
+    p.add_argument("--jit", default="auto", help="Settings.jit_compile of our model: auto, true or false")
+    p.add_argument("--mixed_precision", action="store_true", help="mixed_float16 for our model (GPU only)")
+    p.add_argument("--skip_reference", action="store_true", help="time our path only")
+    return p.parse_args(argv)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def device_name() -> str:
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return f"GPU ({details.get('device_name', gpus[0].name)})"
+    return f"CPU ({os.cpu_count()} cores visible, {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'} "\
+           "intra-op threads)"
+
+
+def gpu_peak_mb() -> str:
+    if not tf.config.list_logical_devices("GPU"):
+        return ""
+    info = tf.config.experimental.get_memory_info("GPU:0")
+    return f", GPU peak {info['peak'] / 2**20:.0f} MB"
+
+
+def loss_and_metrics(head: str) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
+    """What ``Model.build_model`` compiles with, for the reference model."""
+    if head == "softmax":
+        return keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    return NPairLoss(), [NPairAccuracy()]
+
+
+def best_rate(samples: int, run, repeats: int) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = max(best, samples / (time.perf_counter() - start))
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    jit = {"true": True, "false": False}.get(args.jit.lower(), args.jit)
+    if args.mixed_precision:
+        if tf.config.list_logical_devices("GPU"):
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        else:
+            print("--mixed_precision ignored: no GPU")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n = args.steps * args.batch_size
+    x = rng.standard_normal((n, args.frames, args.n_mfcc), dtype=np.float32)
+    labels = np.arange(n) % args.classes
+    y = np.eye(args.classes, dtype=np.float32)[labels]
+    x_pred = x[: args.predict_samples] if args.predict_samples <= n else \
+        rng.standard_normal((args.predict_samples, args.frames, args.n_mfcc), dtype=np.float32)
+    settings = Model.Settings(loss=args.loss, batch_size=args.batch_size, dropout=0.1,
+                              dilation_size=args.dilation_size, bidirection=not args.forward_only,
+                              jit_compile=jit, label_smoothing=0.1 if args.loss == "ce" else 0.0)
+    features = FeatureSet(x, y, tuple(f"c{i}" for i in range(args.classes)), "bench")
+    split = Split(1, np.arange(n), np.arange(0), "bench")
+    strategy = tf.distribute.get_strategy()
+    shape = (args.frames, args.n_mfcc)
+    print(f"Device: {device_name()}")
+    print(f"Shapes: {args.frames} frames x {args.n_mfcc} MFCCs, batch {args.batch_size}, {args.classes} classes, "
+          f"{'forward only' if args.forward_only else 'bi-directional'}, {args.loss} head; "
+          f"{args.steps} timed steps, {args.predict_samples} utterances predicted; jit_compile={jit!r}")
+    rss_start = peak_rss_mb()
+
+    # (a) ours, as Model.train runs it.
+    model = Model.build_model(settings, shape, args.classes)
+    print(f"Parameters: {model.count_params()}")
+    train_ds = Model._training_data(features, y, split, settings, strategy)
+    callbacks = [Model._StopOnInterrupt(Model._Interrupt())]
+    model.fit(train_ds, epochs=1, steps_per_epoch=args.warmup, callbacks=callbacks, verbose=0)
+    Model.predict_array(model, x_pred[: args.batch_size])
+    ours_train = best_rate(n, lambda: model.fit(train_ds, epochs=1, callbacks=callbacks, verbose=0), args.repeats)
+    ours_pred = best_rate(len(x_pred), lambda: Model.predict_array(model, x_pred), args.repeats)
+    rss_ours = peak_rss_mb()
+    print(f"ours:      train {ours_train:8.1f} samples/s   inference {ours_pred:8.1f} samples/s   "
+          f"(peak RSS {rss_ours:.0f} MB{gpu_peak_mb()})")
+    if args.skip_reference:
+        return 0
+
+    # (b) the plain reference with the same weights.
+    keras.mixed_precision.set_global_policy("float32")
+    plain = build_plain_timnet(shape, args.classes, head=settings.head, **settings.architecture())
+    copy_weights_to_plain(model, plain)
+    loss, metrics = loss_and_metrics(settings.head)
+    plain.compile(optimizer=keras.optimizers.Adam(settings.lr, settings.beta1, settings.beta2, epsilon=1e-8),
+                  loss=loss, metrics=metrics, jit_compile=False)
+    bs = args.batch_size
+    plain.fit(x[: args.warmup * bs], y[: args.warmup * bs], batch_size=bs, epochs=1, verbose=0)
+    plain.predict(x_pred[:bs], batch_size=bs, verbose=0)
+    ref_train = best_rate(n, lambda: plain.fit(x, y, batch_size=bs, epochs=1, shuffle=True, verbose=0),
+                          args.repeats)
+    ref_pred = best_rate(len(x_pred), lambda: plain.predict(x_pred, batch_size=bs, verbose=0), args.repeats)
+    print(f"reference: train {ref_train:8.1f} samples/s   inference {ref_pred:8.1f} samples/s   "
+          f"(peak RSS {peak_rss_mb():.0f} MB)")
+    print(f"speed-up:  train x{ours_train / ref_train:.2f}   inference x{ours_pred / ref_pred:.2f}")
+    print(f"Peak RSS {peak_rss_mb():.0f} MB (process start {rss_start:.0f} MB; data {x.nbytes / 2**20:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
