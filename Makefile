@@ -7,7 +7,7 @@ PROTOCOL ?= kfold
 EMODB_DIR ?= ../shared/corpora/emodb-2s
 
 MAX_FOLDS ?=
-DEMO_EPOCHS ?= 30
+DEMO_EPOCHS ?= 50
 
 .PHONY: setup test lint demo bench bench-memory bench-predict bench-extraction bench-emodb figures
 

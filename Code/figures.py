@@ -450,7 +450,7 @@ _CURVE_COLOURS = {
 }
 _EXTRA_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 _PRETTY = {"uar": "UAR", "war": "WAR", "acc": "accuracy"}
-_IGNORED_KEYS = {"lr", "learning_rate"}
+_IGNORED_KEYS = {"lr", "learning_rate", "epoch_time"}  # not a score: seconds per epoch
 _BEST_KEYS = ("val_uar", "val_accuracy", "val_acc")
 
 

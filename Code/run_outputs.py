@@ -39,7 +39,7 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
         from figures import plot_confusion_matrix, plot_tsne
 
         summary = report.summary()
-        title = f"{report.data}: WAR {summary['WAR']:.3f}, UAR {summary['UAR']:.3f}"
+        title = report.data  # the figure adds WA, UAR and the count itself
         written["confusion_matrix"] = plot_confusion_matrix(
             np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
             title=title)
