@@ -28,6 +28,7 @@ import numpy as np
 import TIMNET
 from errors import UserError
 from feature_io import atomic_path
+from jsonable import json_default
 
 LEGACY_TYPES = (TIMNET.LEGACY_CONV, TIMNET.LEGACY_BN, TIMNET.LEGACY_FUSION, TIMNET.LEGACY_DENSE)
 # Keras 2's weight order inside a layer, by weight name.
@@ -422,15 +423,6 @@ def model_architecture(model: Any) -> dict[str, Any]:
     }
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"metadata value of type {type(value).__name__} is not JSON serialisable")
-
 
 def _keras2_names(model: Any) -> list[tuple[str, str, list[np.ndarray]]]:
     """(Keras 2 name, type, arrays) per weighted layer in creation order, named as a
@@ -487,7 +479,7 @@ def write_weight_file(
         width = model_architecture(model)["filters"]
         if centroids.ndim != 2 or centroids.shape[1] != width:
             raise ValueError(f"centroids must have shape (classes, {width}), got {centroids.shape}")
-    meta_json = json.dumps(meta, default=_json_default, sort_keys=True)
+    meta_json = json.dumps(meta, default=json_default, sort_keys=True)
     named = _keras2_names(model)
     order = _keras2_depth_order(model)
     with atomic_path(path) as tmp:

@@ -19,6 +19,7 @@ import losses  # noqa: F401  (registers the custom objects for deserialisation)
 import TIMNET  # noqa: F401
 from errors import UserError
 from feature_io import atomic_path
+from jsonable import json_default
 
 METADATA_MEMBER = "timnet.json"
 
@@ -32,7 +33,7 @@ def save_portable(model: keras.Model, path: str | Path, metadata: dict[str, Any]
     with atomic_path(path, suffix=".keras") as tmp:
         bare.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(METADATA_MEMBER, json.dumps(metadata, default=_to_json))
+            archive.writestr(METADATA_MEMBER, json.dumps(metadata, default=json_default))
     return path
 
 
@@ -59,12 +60,3 @@ def load_portable(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
         metadata["centroids"] = np.asarray(metadata["centroids"], dtype=np.float32)
     return model, metadata
 
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, recall_score
 
 from feature_io import atomic_path
+from jsonable import json_default
 
 
 @dataclass
@@ -152,7 +153,7 @@ class EvaluationReport:
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"metrics": folder / "metrics.json", "predictions": folder / "predictions.npz"}
         with atomic_path(paths["metrics"]) as tmp:
-            tmp.write_text(json.dumps(self.summary(), indent=2, default=_json_default))
+            tmp.write_text(json.dumps(self.summary(), indent=2, default=json_default))
         with atomic_path(paths["predictions"]) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **self.predictions())
@@ -184,12 +185,3 @@ def write_workbook(path: Path, report: EvaluationReport) -> None:
 def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -56,3 +56,14 @@ def finish(utterances: Iterable[Utterance], root: Path, layout: str) -> list[Utt
     if not result:
         raise LayoutError(f"{root}: no audio file matches the expected layout ({layout})")
     return result
+
+
+def parsed_utterances(root: Path, parse: Callable[[Path], tuple[str, str] | None], layout: str) -> list[Utterance]:
+    """Every audio file below ``root`` that ``parse`` labels: ``parse(path)`` returns
+    ``(label, speaker)``, or None for a file that is not part of the corpus."""
+    found = []
+    for path in audio_files(root):
+        parsed = parse(path)
+        if parsed is not None:
+            found.append(Utterance(path, parsed[0], parsed[1]))
+    return finish(found, root, layout)

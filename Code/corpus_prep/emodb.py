@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
-from corpus_prep.base import CorpusSpec, Utterance, audio_files, finish
+from corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
 NAME = "EMODB"
 LAYOUT = "wav/<speaker:2><text:3><emotion letter W L E A F N T><version>.wav, e.g. wav/03a01Wa.wav"
@@ -29,12 +29,7 @@ def parse_name(file_name: str) -> tuple[str, str] | None:
 
 def list_utterances(root: Path) -> list[Utterance]:
     """Every EMO-DB utterance below ``root`` (the corpus folder or its ``wav/``)."""
-    found = []
-    for path in audio_files(root):
-        parsed = parse_name(path.name)
-        if parsed is not None:
-            found.append(Utterance(path, parsed[0], parsed[1]))
-    return finish(found, root, LAYOUT)
+    return parsed_utterances(root, lambda path: parse_name(path.name), LAYOUT)
 
 
 SPEC = CorpusSpec(NAME, CLASS_LABELS[NAME], MEAN_SIGNAL_LENGTH[NAME], list_utterances, LAYOUT)

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
-from corpus_prep.base import CorpusSpec, Utterance, audio_files, finish
+from corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
 NAME = "EMOVO"
 LAYOUT = "<f1..m3>/<dis|gio|neu|pau|rab|sor|tri>-<speaker>-<sentence>.wav, e.g. f1/dis-f1-b1.wav"
@@ -35,12 +35,7 @@ def parse(path: Path) -> tuple[str, str] | None:
 
 def list_utterances(root: Path) -> list[Utterance]:
     """Every EMOVO utterance below ``root``."""
-    found = []
-    for path in audio_files(root):
-        parsed = parse(path)
-        if parsed is not None:
-            found.append(Utterance(path, parsed[0], parsed[1]))
-    return finish(found, root, LAYOUT)
+    return parsed_utterances(root, parse, LAYOUT)
 
 
 SPEC = CorpusSpec(NAME, CLASS_LABELS[NAME], MEAN_SIGNAL_LENGTH[NAME], list_utterances, LAYOUT)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
-from corpus_prep.base import CorpusSpec, Utterance, audio_files, finish
+from corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
 NAME = "RAVDE"
 LAYOUT = "Actor_NN/03-01-EE-II-SS-RR-AA.wav (speech, emotion code EE 01..08)"
@@ -36,12 +36,7 @@ def parse_name(file_name: str) -> tuple[str, str] | None:
 
 def list_utterances(root: Path) -> list[Utterance]:
     """Every RAVDESS speech utterance below ``root``."""
-    found = []
-    for path in audio_files(root):
-        parsed = parse_name(path.name)
-        if parsed is not None:
-            found.append(Utterance(path, parsed[0], parsed[1]))
-    return finish(found, root, LAYOUT)
+    return parsed_utterances(root, lambda path: parse_name(path.name), LAYOUT)
 
 
 SPEC = CorpusSpec(NAME, CLASS_LABELS[NAME], MEAN_SIGNAL_LENGTH[NAME], list_utterances, LAYOUT)

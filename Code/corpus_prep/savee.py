@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
-from corpus_prep.base import CorpusSpec, Utterance, audio_files, finish
+from corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
 NAME = "SAVEE"
 LAYOUT = "<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><NN>.wav, e.g. AudioData/DC/sa01.wav"
@@ -34,12 +34,7 @@ def parse(path: Path) -> tuple[str, str] | None:
 
 def list_utterances(root: Path) -> list[Utterance]:
     """Every SAVEE utterance below ``root`` (the corpus folder or its ``AudioData/``)."""
-    found = []
-    for path in audio_files(root):
-        parsed = parse(path)
-        if parsed is not None:
-            found.append(Utterance(path, parsed[0], parsed[1]))
-    return finish(found, root, LAYOUT)
+    return parsed_utterances(root, parse, LAYOUT)
 
 
 SPEC = CorpusSpec(NAME, CLASS_LABELS[NAME], MEAN_SIGNAL_LENGTH[NAME], list_utterances, LAYOUT)
