@@ -313,9 +313,9 @@ class _WeightsWriter(keras.callbacks.Callback):
     """Writes the weights file atomically: every epoch (``best=False``, the paper's last
     epoch) or when the validation loss improves (``best=True``, the seed's checkpoint)."""
 
-    def __init__(self, path: Path, metadata: dict[str, Any], best: bool, enabled: bool = True) -> None:
+    def __init__(self, path: Path, metadata: dict[str, Any], best: bool) -> None:
         super().__init__()
-        self.path, self.metadata, self.best, self.enabled = path, metadata, best, enabled
+        self.path, self.metadata, self.best = path, metadata, best
         self.best_loss = np.inf
         self.best_epoch: int | None = None
 
@@ -328,8 +328,7 @@ class _WeightsWriter(keras.callbacks.Callback):
             self.best_loss, self.best_epoch = float(loss), epoch + 1
         else:
             self.best_epoch = epoch + 1
-        if self.enabled:
-            save_weights(self.model, self.path, {**self.metadata, "epoch": self.best_epoch})
+        save_weights(self.model, self.path, {**self.metadata, "epoch": self.best_epoch})
 
 
 def save_weights(model: keras.Model, path: Path, metadata: dict[str, Any]) -> Path:
