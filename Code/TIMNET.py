@@ -42,6 +42,15 @@ LEGACY_FUSION = "weight_layer"
 LEGACY_DENSE = "dense"
 
 
+def _branches(stacked: Any, n: int) -> list[Any]:
+    """``(branches, batch, time, channels)`` -> one ``(batch, time, channels)`` per branch."""
+    return [stacked[b] for b in range(n)]
+
+
+def _stacked(branches: list[Any]) -> Any:
+    return ops.stack(branches, axis=0)
+
+
 @keras.saving.register_keras_serializable(package="TIMNet")
 class BranchCausalConv1D(keras.layers.Layer):
     """Causal dilated 1-D convolution with an independent kernel per branch.
@@ -81,21 +90,7 @@ class BranchCausalConv1D(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(self.branches, self.filters), initializer="zeros")
 
     def call(self, inputs: Any) -> Any:
-        n, time, channels = ops.shape(inputs)[0], ops.shape(inputs)[2], ops.shape(inputs)[3]
-        pad = (self.kernel_size - 1) * self.dilation_rate
-        if pad:
-            padded = ops.pad(inputs, [[0, 0], [0, 0], [pad, 0], [0, 0]])
-            taps = [
-                padded[:, :, i * self.dilation_rate : i * self.dilation_rate + time, :]
-                for i in range(self.kernel_size)
-            ]
-            stacked = ops.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
-        else:
-            stacked = inputs
-        flat = ops.reshape(stacked, (n, -1, self.kernel_size * channels))
-        kernel = ops.reshape(self.kernel, (self.branches, self.kernel_size * channels, self.filters))
-        out = ops.matmul(flat, kernel) + self.bias[:, None, :]
-        return ops.reshape(out, (n, -1, time, self.filters))
+        return _stacked(self.call_branches(_branches(inputs, self.branches)))
 
     def call_branches(self, inputs: list[Any]) -> list[Any]:
         """One ``(batch, time, in)`` tensor per branch -> one ``(batch, time, filters)`` each."""
@@ -147,20 +142,7 @@ class BranchBatchNormalization(keras.layers.Layer):
         )
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if training:
-            mean = ops.mean(inputs, axis=(1, 2))
-            variance = ops.mean(ops.square(inputs - mean[:, None, None, :]), axis=(1, 2))
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1 - m))
-            self.moving_variance.assign(
-                self.moving_variance * m + ops.cast(variance, self.moving_variance.dtype) * (1 - m)
-            )
-        else:
-            mean = ops.cast(self.moving_mean, inputs.dtype)
-            variance = ops.cast(self.moving_variance, inputs.dtype)
-        scale = ops.cast(self.gamma, inputs.dtype) * ops.rsqrt(variance + self.epsilon)
-        shift = ops.cast(self.beta, inputs.dtype) - mean * scale
-        return inputs * scale[:, None, None, :] + shift[:, None, None, :]
+        return _stacked(self.call_branches(_branches(inputs, int(self.gamma.shape[0])), training))
 
     def call_branches(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
         """One ``(batch, time, channels)`` tensor per branch."""
@@ -196,12 +178,7 @@ class BranchSpatialDropout1D(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if not training or self.rate <= 0:
-            return inputs
-        shape = ops.shape(inputs)
-        return keras.random.dropout(
-            inputs, self.rate, noise_shape=(shape[0], shape[1], 1, shape[3]), seed=self.seed_generator
-        )
+        return _stacked(self.call_branches(_branches(inputs, int(inputs.shape[0])), training))
 
     def call_branches(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
         if not training or self.rate <= 0:
@@ -260,9 +237,7 @@ class TemporalAwareBlock(keras.layers.Layer):
         self.bn_2.build(out_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        h = self.drop_1(self._activation_fn(self.bn_1(self.conv_1(inputs), training=training)), training=training)
-        h = self.drop_2(self._activation_fn(self.bn_2(self.conv_2(h), training=training)), training=training)
-        return inputs * ops.sigmoid(h)
+        return _stacked(self.call_branches(_branches(inputs, self.branches), training))
 
     def call_branches(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
         h = inputs
