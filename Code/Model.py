@@ -32,7 +32,7 @@ from devices import is_chief, worker_scratch_dir
 from errors import UserError
 from feature_io import FeatureSet
 from losses import NPairAccuracy, NPairLoss, smooth_labels
-from protocols import Split, make_splits
+from protocols import Split, make_splits, select_folds
 from reports import EvaluationReport, FoldResult
 from TIMNET import build_timnet_model, model_head
 
@@ -62,7 +62,8 @@ class Settings:
     stack_size: int = 1
     bidirection: bool = False
     split_fold: int = 10
-    max_folds: int | None = None  # train only the first N splits (quick benchmarks)
+    max_folds: int | None = None  # train only N splits (quick benchmarks)
+    first_fold: int = 1  # the first split to train (1-based), to run a protocol in parts
     loss: str = "npair"
     protocol: str = "holdout"
     label_smoothing: float = 0.0
@@ -364,10 +365,7 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
     result_dir = Path(settings.result_path) / run
     splits = make_splits(settings.protocol, features.labels, settings.random_seed, settings.split_fold,
                          features.speakers, str(features.path or features.name))
-    if settings.max_folds is not None:
-        if settings.max_folds < 1:
-            raise UserError(f"--max_folds {settings.max_folds}: must be at least 1")
-        splits = splits[: settings.max_folds]
+    splits = select_folds(splits, settings.first_fold, settings.max_folds)
     # The run folder appears with the first weights file (atomic_path creates it), so a
     # run that fails or is interrupted before any epoch ends leaves no empty folder.
     n_classes = len(features.class_labels)

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack_size", type=int, default=1, help="repetitions of the dilation stack")
     p.add_argument("--split_fold", type=int, default=10, help="folds of the k-fold protocol")
     p.add_argument("--max_folds", type=int, default=None,
-                   help="train only the first N folds of the protocol's splits (the splits stay the same)")
+                   help="train only N folds of the protocol's splits (the splits stay the same)")
+    p.add_argument("--first_fold", type=int, default=1,
+                   help="start at this fold (1-based): run a long k-fold or LOSO protocol in parts")
     p.add_argument("--gpu", default="0", help="GPU index or comma-separated list (several: mirrored); -1: CPU")
     # Additions of this project.
     p.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -109,6 +111,7 @@ def resolve_settings(args: argparse.Namespace, given: set[str]):
         random_seed=args.random_seed, activation=args.activation, filter_size=args.filter_size,
         dilation_size=dilation, kernel_size=args.kernel_size, stack_size=args.stack_size,
         bidirection=bool(args.bidirection), split_fold=args.split_fold, max_folds=args.max_folds,
+        first_fold=args.first_fold,
         histogram_freq=args.histogram_freq, mixed_precision=args.mixed_precision,
         log_dir=paths.resolve(args.log_dir), **values,
     )

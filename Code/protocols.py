@@ -70,3 +70,14 @@ def make_splits(protocol: str, labels: np.ndarray, seed: int, folds: int,
     if protocol == "loso":
         return loso_splits(speakers, source)
     raise UserError(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
+
+
+def select_folds(splits: list[Split], first_fold: int = 1, max_folds: int | None = None) -> list[Split]:
+    """Folds ``first_fold`` .. ``first_fold + max_folds - 1`` (1-based) of a protocol, so a
+    long run can be split into parts; the splits themselves stay those of the full protocol."""
+    if first_fold < 1 or first_fold > len(splits):
+        raise UserError(f"--first_fold {first_fold}: must be between 1 and the number of folds ({len(splits)})")
+    if max_folds is not None and max_folds < 1:
+        raise UserError(f"--max_folds {max_folds}: must be at least 1")
+    chosen = splits[first_fold - 1 :]
+    return chosen if max_folds is None else chosen[:max_folds]

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("kfold", "loso"), default="kfold",
                    help="kfold: the paper's 10-fold CV; loso: leave one speaker out (speaker-independent)")
     p.add_argument("--folds", type=int, default=10, help="k of the k-fold protocol")
+    p.add_argument("--first_fold", type=int, default=1,
+                   help="start at this fold (1-based), to run the protocol in parts")
     p.add_argument("--max_folds", type=int, default=None,
                    help="train only the first N folds (the splits stay those of --folds / of the speakers)")
     p.add_argument("--work_dir", default="benchmarks/out/emodb",
@@ -108,6 +110,8 @@ def train_command(args: argparse.Namespace, features: Path, work: Path) -> list[
            "--log_dir", str(work / "log"), "--histogram_freq", str(args.histogram_freq)]
     if args.max_folds:
         cmd += ["--max_folds", str(args.max_folds)]
+    if args.first_fold != 1:
+        cmd += ["--first_fold", str(args.first_fold)]
     if args.no_figures:
         cmd.append("--no_figures")
     return cmd

@@ -86,3 +86,19 @@ def test_make_splits_dispatch() -> None:
     assert len(make_splits("loso", labels, 1, 4, speakers=np.arange(60) % 3)) == 3
     with pytest.raises(UserError, match="unknown protocol"):
         make_splits("bootstrap", labels, 1, 4)
+
+
+def test_select_folds_runs_a_protocol_in_parts():
+    from errors import UserError
+    from protocols import kfold_splits, select_folds
+
+    splits = kfold_splits(30, 10, 46)
+    assert [s.fold for s in select_folds(splits)] == list(range(1, 11))
+    assert [s.fold for s in select_folds(splits, 5)] == list(range(5, 11))
+    assert [s.fold for s in select_folds(splits, 5, 2)] == [5, 6]
+    assert [s.fold for s in select_folds(splits, max_folds=3)] == [1, 2, 3]
+    part = select_folds(splits, 4, 1)[0]
+    assert (part.test == splits[3].test).all()
+    for bad in ({"first_fold": 0}, {"first_fold": 11}, {"max_folds": 0}):
+        with pytest.raises(UserError):
+            select_folds(splits, **bad)
