@@ -35,6 +35,7 @@ from losses import NPairAccuracy, NPairLoss, smooth_labels
 from protocols import Split, make_splits, select_folds
 from reports import EvaluationReport, FoldResult
 from TIMNET import build_timnet_model, model_head
+from weight_histograms import WeightHistograms
 
 ARCHITECTURE_KEYS = ("filters", "kernel_size", "stack_size", "dilation_size", "dropout", "activation", "bidirection")
 KFOLD_WEIGHTS = re.compile(r"^(\d+)-fold_weights_best_(\d+)\.(?:hdf5|h5)$")
@@ -384,14 +385,10 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
             path = model_dir / fold_weights_name(settings.protocol, split, settings.split_fold)
             meta = model_metadata(settings, features)
             writer = _WeightsWriter(path, meta, best=settings.protocol == "holdout")
-            callbacks: list[keras.callbacks.Callback] = [_EpochTimer(), _StopOnInterrupt(interrupt), writer]
-            if chief:
-                callbacks.insert(1, _ValidationUAR(features, split.train, split.test))
-                log_dir = Path(settings.log_dir) / stamp
-                if len(splits) > 1:
-                    log_dir = log_dir / f"fold_{split.fold}"
-                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir),
-                                                             histogram_freq=settings.histogram_freq))
+            log_dir = Path(settings.log_dir) / stamp
+            if len(splits) > 1:
+                log_dir = log_dir / f"fold_{split.fold}"
+            callbacks = fold_callbacks(settings, features, split, writer, interrupt, log_dir if chief else None)
             print(f"[{split.name}] training on {len(split.train)} utterances, "
                   f"validating on {len(split.test)}; weights -> {path}")
             train_ds = _training_data(features, train_targets, split, settings, strategy)
@@ -422,6 +419,19 @@ def train(settings: Settings, features: FeatureSet, strategy: tf.distribute.Stra
     report = EvaluationReport(features.name, features.class_labels, settings.head, folds,
                               settings.as_dict(), notes)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, interrupt.requested)
+
+
+def fold_callbacks(settings: Settings, features: FeatureSet, split: Split, writer: _WeightsWriter,
+                   interrupt: _Interrupt, log_dir: Path | None) -> list[keras.callbacks.Callback]:
+    """What runs around every epoch of a fold: timing, validation UAR, Ctrl-C, the
+    weights file and (on the chief, ``log_dir`` given) TensorBoard."""
+    callbacks: list[keras.callbacks.Callback] = [_EpochTimer(), _StopOnInterrupt(interrupt), writer]
+    if log_dir is not None:
+        callbacks.insert(1, _ValidationUAR(features, split.train, split.test))
+        # Scalars from Keras' callback; the weight histograms from ours (much cheaper).
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0))
+        callbacks.append(WeightHistograms(log_dir, settings.histogram_freq))
+    return callbacks
 
 
 def _training_data(features: FeatureSet, targets: np.ndarray, split: Split, settings: Settings,

@@ -76,7 +76,7 @@ def test_timnet_rejects_bad_sizes() -> None:
 # --- the mathematics -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kernel_size", "dilation"), [(2, 1), (2, 4), (3, 2)])
+@pytest.mark.parametrize(("kernel_size", "dilation"), [(2, 1), (2, 4), (3, 2), (2, T), (3, 16)])
 def test_branch_conv_equals_keras_causal_conv_per_branch(kernel_size: int, dilation: int) -> None:
     x = _rand(2, B, T, F)
     layer = BranchCausalConv1D(8, kernel_size=kernel_size, dilation_rate=dilation, branches=2)
@@ -86,6 +86,45 @@ def test_branch_conv_equals_keras_causal_conv_per_branch(kernel_size: int, dilat
         ref.build((None, T, F))
         ref.set_weights([keras.ops.convert_to_numpy(layer.kernel)[b], keras.ops.convert_to_numpy(layer.bias)[b]])
         np.testing.assert_allclose(ours[b], keras.ops.convert_to_numpy(ref(x[b])), rtol=1e-5, atol=1e-5)
+
+
+def test_inference_block_folds_batch_norm_into_the_convolution() -> None:
+    """In inference the TAB folds BN into the conv kernel and bias: the same as conv,
+    then BN, then relu, computed one layer after the other."""
+    x = _rand(2, B, T, F)
+    tab = TemporalAwareBlock(F, 2, 4, 0.3, "relu", 2)
+    tab.build(x.shape)
+    for conv, bn in ((tab.conv_1, tab.bn_1), (tab.conv_2, tab.bn_2)):
+        conv.set_weights([keras.ops.convert_to_numpy(conv.kernel), _rand(*conv.bias.shape, seed=9)])
+        gamma, beta, mean, var = (_rand(*w.shape, seed=i + 1) for i, w in enumerate(bn.weights))
+        bn.set_weights([1 + 0.1 * gamma, beta, mean, 1 + np.abs(var)])
+    h = x
+    for conv, bn in ((tab.conv_1, tab.bn_1), (tab.conv_2, tab.bn_2)):
+        h = keras.ops.relu(bn(conv(h), training=False))
+    expected = x * keras.ops.convert_to_numpy(keras.ops.sigmoid(h))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(tab(x, training=False)), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_training_block_folds_dropout_into_batch_norm(activation: str) -> None:
+    """In training the TAB applies BN and the dropout mask as one multiply-add before the
+    activation: the same as BN, activation, dropout one after the other with the same masks."""
+    x = _rand(2, B, T, F)
+    fused, steps = (TemporalAwareBlock(F, 2, 2, 0.5, activation, 2, name=f"tab_{i}") for i in range(2))
+    for tab in (fused, steps):
+        tab.build(x.shape)
+    steps.set_weights(fused.get_weights())
+    for tab in (fused, steps):  # the same dropout masks: same seeds, drawn in the same order
+        tab.drop_1.seed_generator = keras.random.SeedGenerator(7)
+        tab.drop_2.seed_generator = keras.random.SeedGenerator(8)
+    h = x
+    for conv, bn, drop in ((steps.conv_1, steps.bn_1, steps.drop_1), (steps.conv_2, steps.bn_2, steps.drop_2)):
+        h = drop(keras.activations.get(activation)(bn(conv(h), training=True)), training=True)
+    expected = x * keras.ops.convert_to_numpy(keras.ops.sigmoid(h))
+    out = keras.ops.convert_to_numpy(fused(x, training=True))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(fused.get_weights(), steps.get_weights(), strict=True):  # moving statistics too
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_batch_norm_matches_keras_per_branch() -> None:
