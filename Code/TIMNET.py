@@ -299,8 +299,8 @@ class TemporalAwareBlock(keras.layers.Layer):
             affine = bn.affine_branches(h, training)
             masks = drop.mask_branches(h, training) if self._relu else [None] * len(h)
             h = [
-                # relu(x * s + t) * m == relu(x * (s * m) + t * m) for a mask m >= 0: one pass
-                # over the tensor instead of three (the dropout factor folded into BN's).
+                # relu(x * s + t) * m == relu(x * (s * m) + t * m) for a mask m >= 0: the
+                # dropout factor rides on BN's (channel-sized), no pass over the tensor of its own.
                 self._activation_fn(x * scale + shift) if mask is None
                 else self._activation_fn(x * (scale * mask) + shift * mask)
                 for x, (scale, shift), mask in zip(h, affine, masks)

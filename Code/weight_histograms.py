@@ -3,10 +3,10 @@
 The original logged a histogram of every weight every epoch
 (``keras.callbacks.TensorBoard(histogram_freq=1)``). Keras builds each histogram with a
 dozen eager TensorFlow ops per weight; for TIM-Net's 101 weights that costs about 0.7 s
-per epoch, more than an epoch of training on EMO-DB (``benchmarks/bench_speed.py``
-measures it). Here all weights are read once and bucketed in NumPy, with TensorBoard's
-own rule (30 equal-width buckets from min to max), and written as the same summaries
-under the same tags.
+per epoch, more than an epoch of training on EMO-DB (the whole-epoch figure of
+``benchmarks/bench_speed.py`` includes it). Here each weight is copied to NumPy and
+bucketed there with TensorBoard's own rule (30 equal-width buckets from min to max), and
+written as the same summary under the same tag: one TensorFlow op per weight.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -97,13 +98,11 @@ def loss_and_metrics(head: str) -> tuple[keras.losses.Loss, list[keras.metrics.M
     return NPairLoss(), [NPairAccuracy()]
 
 
-def best_rate(samples: int, run, repeats: int) -> float:
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = max(best, samples / (time.perf_counter() - start))
-    return best
+def rate(samples: int, run: Callable[[], object]) -> float:
+    """Samples per second of one call of ``run``."""
+    start = time.perf_counter()
+    run()
+    return samples / (time.perf_counter() - start)
 
 
 def epoch_figures(args: argparse.Namespace, settings: Model.Settings, model: keras.Model, plain: keras.Model,
@@ -139,7 +138,7 @@ def epoch_figures(args: argparse.Namespace, settings: Model.Settings, model: ker
         best = dict.fromkeys(runs, 0.0)
         for _ in range(args.repeats):
             for name, run in runs.items():
-                best[name] = max(best[name], best_rate(args.epochs * args.epoch_train, partial(run, args.epochs), 1))
+                best[name] = max(best[name], rate(args.epochs * args.epoch_train, partial(run, args.epochs)))
     ours, reference = best["ours"], best["reference"]
     print(f"Whole epochs ({args.epoch_train} training + {args.epoch_val} validation utterances, logging as a run "
           f"does): ours {ours:.1f} utterances/s ({args.epoch_train / ours:.2f} s/epoch), "
@@ -209,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     best = dict.fromkeys(runs, 0.0)
     for _ in range(args.repeats):
         for name, run in runs.items():
-            best[name] = max(best[name], best_rate(samples[name], run, 1))
+            best[name] = max(best[name], rate(samples[name], run))
     print(f"ours:      train {best['ours train']:8.1f} samples/s   inference {best['ours inference']:8.1f} "
           f"samples/s   (peak RSS {rss_ours:.0f} MB{gpu_peak_mb()})")
     if args.skip_reference:
