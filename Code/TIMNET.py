@@ -297,22 +297,19 @@ class TemporalAwareBlock(keras.layers.Layer):
                 continue
             h = conv.call_branches(h)
             affine = bn.affine_branches(h, training)
-            masks = drop.mask_branches(h, training) if self._relu else [None] * len(h)
-            h = [
-                # relu(x * s + t) * m == relu(x * (s * m) + t * m) for a mask m >= 0: the
-                # dropout factor rides on BN's (channel-sized), no pass over the tensor of its own.
-                self._activation_fn(x * scale + shift) if mask is None
-                else self._activation_fn(x * (scale * mask) + shift * mask)
-                for x, (scale, shift), mask in zip(h, affine, masks)
-            ]
-            if not self._relu:
-                h = drop.call_branches(h, training)
+            h = [self._normalise_activate_drop(x, scale, shift, mask)
+                 for x, (scale, shift), mask in zip(h, affine, drop.mask_branches(h, training))]
         return [x * ops.sigmoid(g) for x, g in zip(inputs, h)]
 
-    @property
-    def _relu(self) -> bool:
-        """Whether the activation commutes with a non-negative factor (relu(m x) = m relu(x))."""
-        return self.activation == "relu"
+    def _normalise_activate_drop(self, x: Any, scale: Any, shift: Any, mask: Any) -> Any:
+        """``activation(x * scale + shift) * mask`` (no mask: no dropout). For relu,
+        relu(z) * m == relu(z * m) with m >= 0, so the channel-sized mask rides on BN's
+        factors and the tensor gets no pass of its own for it."""
+        if mask is None:
+            return self._activation_fn(x * scale + shift)
+        if self.activation == "relu":
+            return self._activation_fn(x * (scale * mask) + shift * mask)
+        return self._activation_fn(x * scale + shift) * mask
 
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

@@ -153,14 +153,6 @@ class FeatureSet:
         """Integer class of every utterance."""
         return np.argmax(self.y, axis=1)
 
-    def subset(self, index: np.ndarray) -> FeatureSet:
-        return FeatureSet(
-            x=self.x[index], y=self.y[index], class_labels=self.class_labels,
-            name=self.name, path=self.path,
-            speakers=None if self.speakers is None else self.speakers[index],
-            files=None if self.files is None else self.files[index],
-        )
-
 
 def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None) -> FeatureSet:
     """Load and validate a feature file. ``class_labels`` comes from the file's

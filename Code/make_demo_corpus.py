@@ -42,7 +42,9 @@ import os
 import sys
 import time
 import wave
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -450,16 +452,28 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
 
 
+def _part_path(path: Path) -> Path:
+    """Where ``path`` is written before it is complete: a fixed name, not a ``.wav``, so
+    corpus readers never see it and ``_remove_old_corpus`` can find leftovers."""
+    return path.with_name(path.name + ".part")
+
+
+@contextmanager
+def _written_then_renamed(path: Path) -> Iterator[Path]:
+    """Yield ``path``'s part file; rename it over ``path`` once the block completes."""
+    tmp = _part_path(path)
+    yield tmp
+    os.replace(tmp, path)
+
+
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """16-bit mono PCM, written to a temporary name and renamed when complete (the
     ``wave`` module writes no timestamps, so equal audio gives equal bytes)."""
-    tmp = path.with_name(path.name + ".part")
-    with wave.open(str(tmp), "wb") as w:
+    with _written_then_renamed(path) as tmp, wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(_to_int16(audio).tobytes())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -521,9 +535,8 @@ def _read_manifest(root: Path) -> dict | None:
 
 
 def _write_manifest(root: Path, settings: dict, complete: bool) -> None:
-    tmp = root / (MANIFEST_NAME + ".part")
-    tmp.write_text(json.dumps({"settings": settings, "complete": complete}, indent=2) + "\n")
-    os.replace(tmp, root / MANIFEST_NAME)
+    with _written_then_renamed(root / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps({"settings": settings, "complete": complete}, indent=2) + "\n")
 
 
 def _remove_old_corpus(root: Path, old: dict) -> int:
@@ -532,7 +545,7 @@ def _remove_old_corpus(root: Path, old: dict) -> int:
     removed = 0
     for job in _plan_files(root, int(s["speakers"]), {k: int(v) for k, v in s["per_split"].items()}, int(s["seed"])):
         p = Path(job.path)
-        for q in (p, p.with_name(p.name + ".part")):
+        for q in (p, _part_path(p)):
             if q.exists():
                 q.unlink()
                 removed += 1
@@ -628,9 +641,8 @@ def generate_corpus(
                         known[parts[0]] = (parts[1], parts[2])
             known.update({u: t for u, t in texts.items() if u.startswith(name + "_")})
             lines = [f"{u}\t{known[u][0]}\t{known[u][1]}" for u in sorted(known)]
-            tmp = txt.with_name(txt.name + ".part")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            os.replace(tmp, txt)
+            with _written_then_renamed(txt) as tmp:
+                tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     _write_manifest(root, settings, complete=True)
 
     seconds = sum(r[3] for r in results) / sample_rate

@@ -334,13 +334,13 @@ class Predictor:
     """A trained model loaded once, scoring audio files with its own preprocessing.
 
     Scores are softmax probabilities (softmax head) or cosine similarities to the
-    class centroids (embedding head). The forward pass is one ``tf.function`` with a
-    fixed (batch, frames, n_mfcc) signature, traced once at construction.
+    class centroids (embedding head). The forward pass is ``Model.predict_array``'s
+    compiled function, traced once at construction.
     """
 
     def __init__(self, model: Any, metadata: dict[str, Any], source: str | Path = "", batch_size: int = 64,
                  notes: Sequence[str] = ()) -> None:
-        import tensorflow as tf
+        from Model import predict_array  # TensorFlow loads here, after any worker forked
 
         self.model = model
         self.metadata = metadata
@@ -361,9 +361,7 @@ class Predictor:
                 "export it with centroids (python Code/main.py --mode export --test_path <weights> --data "
                 "<training feature file> --output model.keras) or use a softmax (--loss ce) model"
             )
-        spec = tf.TensorSpec((None, self.frames, self.n_mfcc), tf.float32)
-        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
-        self._forward(np.zeros((1, self.frames, self.n_mfcc), np.float32))  # trace now, not on the first file
+        predict_array(model, np.zeros((1, self.frames, self.n_mfcc), np.float32))  # trace now, not on the first file
         self._silence = mfcc.get_mfcc(np.zeros(2048, np.float32), 2048, self.n_mfcc)[0]
 
     @classmethod
@@ -385,11 +383,10 @@ class Predictor:
             raise ValueError(f"expected features of shape (N, {self.frames}, {self.n_mfcc}), got {x.shape}")
         if not len(x):
             return np.zeros((0, len(self.class_labels)), np.float32)
-        outputs = [self._forward(x[i:i + self.batch_size]).numpy() for i in range(0, len(x), self.batch_size)]
-        out = np.concatenate(outputs)
-        if self.head == "embedding":
-            from Model import cosine_scores
+        from Model import cosine_scores, predict_array
 
+        out = predict_array(self.model, x, batch_size=self.batch_size)
+        if self.head == "embedding":
             out = cosine_scores(out, self.centroids)
         return out.astype(np.float32)
 
