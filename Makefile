@@ -11,10 +11,11 @@ DEMO_EPOCHS ?= 50
 
 .PHONY: setup test lint demo bench bench-memory bench-predict bench-extraction bench-emodb figures
 
-$(VENV)/.installed: requirement.txt requirement-dev.txt
+$(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirement-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,13 +27,13 @@ lint: setup
 	$(VENV)/bin/ruff check Code MFCC tests benchmarks
 
 figures: setup
-	$(PY) Code/figures.py architecture --output Fig/architecture.png
+	$(VENV)/bin/timnet figures architecture --output Fig/architecture.png
 
 # The seed's pipeline on a generated corpus, through the real command line: the seed's
 # commands, with fewer epochs and the seed's default batch of 64 (512 is meant for the
 # 40 000 utterances of INTERSECT; the demo trains on 500).
 demo: setup
-	$(PY) Code/make_demo_corpus.py
+	$(VENV)/bin/timnet demo-corpus
 	$(PY) Code/esd_2_npy.py
 	cd MFCC && ../$(PY) mix_data.py
 	cd Code && ../$(PY) main.py --mode train --data INTERSECT --split_fold 10 --random_seed 46 --epoch $(DEMO_EPOCHS) --gpu 0 --bidirection --batch_size 64

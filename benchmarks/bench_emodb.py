@@ -33,9 +33,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CODE = REPO_ROOT / "Code"
-sys.path.insert(0, str(CODE))
 
-from feature_io import read_npy  # noqa: E402
+from timnet.features.files import read_npy  # noqa: E402
 
 REPORTS_LINE = re.compile(r"^Reports in (.+?):?$")
 WEIGHTS_LINE = re.compile(r"weights in (.+)$")

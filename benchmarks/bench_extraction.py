@@ -22,10 +22,9 @@ import numpy as np
 import soundfile as sf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "Code"))
 
-from corpora import MEAN_SIGNAL_LENGTH, SAMPLE_RATE  # noqa: E402
-from mfcc import default_jobs, extract_many, get_mfcc  # noqa: E402
+from timnet.features.corpora import MEAN_SIGNAL_LENGTH, SAMPLE_RATE  # noqa: E402
+from timnet.features.mfcc import default_jobs, extract_many, get_mfcc  # noqa: E402
 
 
 def emodb_files() -> list[Path]:

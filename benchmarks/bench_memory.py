@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "Code"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -34,7 +33,7 @@ def peak_rss_mb() -> float:
 def generate(path: Path, n: int, frames: int, n_mfcc: int, classes: int) -> None:
     import numpy as np
 
-    from feature_io import write_npy_dict
+    from timnet.features.files import write_npy_dict
 
     rng = np.random.default_rng(0)
     x = np.empty((n, frames, n_mfcc), dtype=np.float32)
@@ -50,9 +49,9 @@ def measure(path: Path, steps: int, batch_size: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    import Model
-    from feature_io import load_features
-    from protocols import holdout_split
+    from timnet.training import engine as Model
+    from timnet.features.files import load_features
+    from timnet.training.protocols import holdout_split
 
     keras.utils.set_random_seed(0)
     tf.constant(0.0)  # initialise the runtime before the baseline

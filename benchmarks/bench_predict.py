@@ -32,11 +32,10 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "Code"))
 
-import corpora  # noqa: E402
-import mfcc  # noqa: E402
-import predict  # noqa: E402
+from timnet.features import corpora  # noqa: E402
+from timnet.features import mfcc  # noqa: E402
+from timnet.inference import predict  # noqa: E402
 
 
 def make_files(folder: Path, count: int, seed: int, rate: int = 16000) -> list[Path]:
@@ -55,8 +54,8 @@ def make_files(folder: Path, count: int, seed: int, rate: int = 16000) -> list[P
 
 
 def make_model(folder: Path) -> Path:
-    import portable_model
-    from TIMNET import build_timnet_model
+    from timnet.modelfiles import portable as portable_model
+    from timnet.network.layers import build_timnet_model
 
     length = corpora.SEED_SIGNAL_LENGTH
     classes = corpora.CLASS_LABELS["INTERSECT"]

@@ -33,18 +33,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "Code"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import Model  # noqa: E402
-from data_pipeline import make_dataset  # noqa: E402
-from feature_io import FeatureSet  # noqa: E402
-from losses import NPairAccuracy, NPairLoss  # noqa: E402
-from plain_timnet import build_plain_timnet, copy_weights_to_plain  # noqa: E402
-from protocols import Split  # noqa: E402
+from timnet.training import engine as Model  # noqa: E402
+from timnet.training.data_pipeline import make_dataset  # noqa: E402
+from timnet.features.files import FeatureSet  # noqa: E402
+from timnet.network.losses import NPairAccuracy, NPairLoss  # noqa: E402
+from timnet.network.reference import build_plain_timnet, copy_weights_to_plain  # noqa: E402
+from timnet.training.protocols import Split  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

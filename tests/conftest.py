@@ -1,9 +1,8 @@
-"""Test setup: the project's modules live in Code/ (scripts, not a package)."""
+"""Test setup: the installed ``timnet`` package (``make setup``), CPU only, quiet TensorFlow."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -11,10 +10,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-for sub in ("Code", "MFCC", ""):
-    p = str(REPO_ROOT / sub)
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 import pytest  # noqa: E402
 

@@ -39,7 +39,7 @@ def tiny_arrays(n: int = 40, frames: int = 20, n_mfcc: int = 39, n_classes: int 
 
 def write_tiny(path: Path, class_labels: tuple[str, ...] | None = TINY_LABELS, **kwargs: Any) -> Path:
     """Write a tiny feature file (the original's dict-in-.npy format) and return its path."""
-    from feature_io import write_npy_dict
+    from timnet.features.files import write_npy_dict
 
     n_classes = kwargs.pop("n_classes", len(class_labels) if class_labels else 5)
     data = tiny_arrays(n_classes=n_classes, **kwargs)

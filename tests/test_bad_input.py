@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import main
-from feature_io import write_npy_dict
+from timnet.cli import legacy as main
+from timnet.features.files import write_npy_dict
 from helpers import FAST, run_cli, write_tiny
 
 FRAMES = 12  # within the receptive field of every network below: no warning on stderr
@@ -32,9 +32,9 @@ def _no_global_determinism(monkeypatch: pytest.MonkeyPatch) -> None:
 def _weights(folder: Path, *, dilation_size: int = 2, num_classes: int = 5, head: str = "softmax",
              n_mfcc: int = 39, class_labels: tuple[str, ...] | None = None, portable: bool = False) -> Path:
     """A trained-run folder holding one model (untrained weights: the shapes are what matters)."""
-    import legacy_weights
-    import portable_model
-    from TIMNET import build_timnet_model
+    from timnet.modelfiles import keras2 as legacy_weights
+    from timnet.modelfiles import portable as portable_model
+    from timnet.network.layers import build_timnet_model
 
     model = build_timnet_model((FRAMES, n_mfcc), num_classes, head=head, dilation_size=dilation_size)
     labels = list(class_labels or [f"c{i}" for i in range(num_classes)])

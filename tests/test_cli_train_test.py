@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import legacy_weights
-import portable_model
+from timnet.modelfiles import keras2 as legacy_weights
+from timnet.modelfiles import portable as portable_model
 from helpers import (
     FAST,
     TINY_LABELS,
@@ -28,7 +28,7 @@ from helpers import (
     start_cli,
     write_tiny,
 )
-from protocols import holdout_split, kfold_splits
+from timnet.training.protocols import holdout_split, kfold_splits
 
 N, FRAMES, SEED, FOLDS = 40, 20, 46, 3
 SMALL_NET = ["--dilation_size", "2"]  # a small graph: tracing dominates tiny runs
@@ -80,7 +80,7 @@ def tested(trained: dict[str, Any]) -> dict[str, Any]:
 
 
 def _labels(data: Path) -> np.ndarray:
-    from feature_io import load_features
+    from timnet.features.files import load_features
 
     return load_features(data).labels
 
@@ -225,7 +225,7 @@ def test_test_mode_on_kfold_run(trained: dict[str, Any], tested: dict[str, Any])
     (["--data", "EMODB", "--dilation_size", "3"], 3),
 ])
 def test_dilation_size_defaults(argv: list[str], expected: int) -> None:
-    import main
+    from timnet.cli import legacy as main
 
     args = main.build_parser().parse_args(argv)
     settings = main.resolve_settings(args, main.explicit_flags(argv))
@@ -233,7 +233,7 @@ def test_dilation_size_defaults(argv: list[str], expected: int) -> None:
 
 
 def test_recipes_resolve(tmp_path: Path) -> None:
-    import main
+    from timnet.cli import legacy as main
 
     def resolve(*argv: str):
         args = main.build_parser().parse_args(list(argv))

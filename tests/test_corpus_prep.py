@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import corpus_prep
-import esd_2_npy
-import extract_features
-from corpora import CLASS_LABELS
-from corpus_prep import LayoutError, casia, emodb, emovo, esd, generic, iemocap, ravdess, savee
-from feature_io import load_features, read_npy
-from mfcc import extract_many
+from timnet.features import corpus_prep
+from timnet.cli import esd_2_npy
+from timnet.features import extract as extract_features
+from timnet.features.corpora import CLASS_LABELS
+from timnet.features.corpus_prep import LayoutError, casia, emodb, emovo, esd, generic, iemocap, ravdess, savee
+from timnet.features.files import load_features, read_npy
+from timnet.features.mfcc import extract_many
 
 SR = 22050
 

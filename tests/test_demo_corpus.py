@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import make_demo_corpus as demo
-from errors import UserError
+from timnet.features import demo_corpus as demo
+from timnet.errors import UserError
 
 SMALL = {"train": 1, "test": 1, "evaluation": 1}
 

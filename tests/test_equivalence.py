@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-import Model
-from losses import NPairLoss
-from plain_timnet import build_plain_timnet, copy_weights_from_plain, copy_weights_to_plain, plain_legacy_weight_order
-from TIMNET import build_timnet_model, legacy_weight_order, set_legacy_weight_order
+from timnet.training import engine as Model
+from timnet.network.losses import NPairLoss
+from timnet.network.reference import build_plain_timnet, copy_weights_from_plain, copy_weights_to_plain, plain_legacy_weight_order
+from timnet.network.layers import build_timnet_model, legacy_weight_order, set_legacy_weight_order
 
 T, F, C = 24, 6, 4
 ARCH = dict(filters=5, kernel_size=2, stack_size=1, dilation_size=3, activation="relu")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feature_io import FeatureFileError, atomic_path, load_features, read_npy, write_npy_dict
+from timnet.features.files import FeatureFileError, atomic_path, load_features, read_npy, write_npy_dict
 
 
 class _RunsCode:

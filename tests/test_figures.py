@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import figures  # noqa: E402
+from timnet.evaluation import figures  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["angry", "boredom", "disgust", "fear", "happy"]

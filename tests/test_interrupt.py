@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import legacy_weights
+from timnet.modelfiles import keras2 as legacy_weights
 from helpers import (
     FAST,
     check_consistency,

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-import TIMNET
-from legacy_weights import (
+from timnet.network import layers as TIMNET
+from timnet.modelfiles.keras2 import (
     LegacyWeightsError,
     build_model_from_weights,
     check_compatible,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feature_io import write_npy_dict
-from protocols import loso_splits
+from timnet.features.files import write_npy_dict
+from timnet.training.protocols import loso_splits
 
 SPEAKERS = ("03", "11", "x_y")  # an underscore in a speaker id must survive the file name
 CLASSES = ("angry", "happy", "sad")

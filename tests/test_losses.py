@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from losses import NPairAccuracy, NPairLoss, batch_centroid_logits, smooth_labels
+from timnet.network.losses import NPairAccuracy, NPairLoss, batch_centroid_logits, smooth_labels
 
 
 def _batch(labels: list[int], n_classes: int, dim: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mfcc import centre_signal, extract_many, get_mfcc, n_frames, parallel_map
+from timnet.features.mfcc import centre_signal, extract_many, get_mfcc, n_frames, parallel_map
 
 SR = 22050
 
@@ -114,7 +114,7 @@ def test_extract_many_empty_and_bad_jobs():
 @pytest.mark.slow
 def test_spawned_workers_give_the_same_features(tmp_path, monkeypatch):
     """With TensorFlow loaded (predict mode) workers are spawned, not forked."""
-    import mfcc
+    from timnet.features import mfcc
 
     paths = [tmp_path / f"s{i}.wav" for i in range(3)]
     for i, p in enumerate(paths):

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-import mix_data
-from corpora import CLASS_LABELS, INTERSECT_MAP
-from feature_io import FeatureSet, load_features, read_npy, write_npy_dict
+from timnet.features import mix as mix_data
+from timnet.features.corpora import CLASS_LABELS, INTERSECT_MAP
+from timnet.features.files import FeatureSet, load_features, read_npy, write_npy_dict
 
 
 def one_hot(labels, n_classes):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from feature_io import write_npy_dict
-from legacy_weights import read_weight_file
+from timnet.features.files import write_npy_dict
+from timnet.modelfiles.keras2 import read_weight_file
 
 TIMEOUT_S = 240
 

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import main
-import mfcc
-import predict
-from feature_io import write_npy_dict
+from timnet.cli import legacy as main
+from timnet.features import mfcc
+from timnet.inference import predict
+from timnet.features.files import write_npy_dict
 
 LENGTH = 8192  # samples per window -> 17 frames
 CLASSES = ("angry", "happy", "neutral", "sad")  # IEMOCAP's class tuple
@@ -85,7 +85,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_training_writes_a_complete_portable_file(setup: dict[str, Path]) -> None:
-    import portable_model
+    from timnet.modelfiles import portable as portable_model
 
     meta = portable_model.read_portable_metadata(setup["run"] / "weights_best.keras")
     assert meta["class_labels"] == list(CLASSES)
@@ -217,7 +217,7 @@ def test_export_original_softmax_file_and_predict(setup: dict[str, Path]) -> Non
     legacy = _strip_metadata(setup["run"] / "weights_best.hdf5", setup["root"] / "original_softmax.hdf5")
     exported = setup["root"] / "exported_softmax.keras"
     assert _run("--mode", "export", "--test_path", str(legacy), "--data", "IEMOCAP", "--output", str(exported)) == 0
-    import portable_model
+    from timnet.modelfiles import portable as portable_model
 
     meta = portable_model.read_portable_metadata(exported)
     assert meta["class_labels"] == list(CLASSES) and meta["mean_signal_length"] == 310000  # IEMOCAP's length
@@ -237,9 +237,9 @@ def test_export_original_softmax_file_and_predict(setup: dict[str, Path]) -> Non
 
 
 def test_export_embedding_model_computes_centroids(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
-    import legacy_weights
-    import portable_model
-    import TIMNET
+    from timnet.modelfiles import keras2 as legacy_weights
+    from timnet.modelfiles import portable as portable_model
+    from timnet.network import layers as TIMNET
 
     model = TIMNET.build_timnet_model((mfcc.n_frames(LENGTH), 39), len(CLASSES), head="embedding",
                                       dilation_size=2, bidirection=False)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from errors import UserError
-from protocols import holdout_split, kfold_splits, loso_splits, make_splits
+from timnet.errors import UserError
+from timnet.training.protocols import holdout_split, kfold_splits, loso_splits, make_splits
 
 
 def _labels(n: int = 200, n_classes: int = 5, seed: int = 0) -> np.ndarray:
@@ -89,8 +89,8 @@ def test_make_splits_dispatch() -> None:
 
 
 def test_select_folds_runs_a_protocol_in_parts():
-    from errors import UserError
-    from protocols import kfold_splits, select_folds
+    from timnet.errors import UserError
+    from timnet.training.protocols import kfold_splits, select_folds
 
     splits = kfold_splits(30, 10, 46)
     assert [s.fold for s in select_folds(splits)] == list(range(1, 11))

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-import TIMNET
-from TIMNET import (
+from timnet.network import layers as TIMNET
+from timnet.network.layers import (
     BranchBatchNormalization,
     BranchCausalConv1D,
     BranchSpatialDropout1D,

@@ -11,8 +11,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.histogram import summary_v2
 
-from TIMNET import build_timnet_model
-from weight_histograms import WeightHistograms, histogram_buckets
+from timnet.network.layers import build_timnet_model
+from timnet.training.weight_histograms import WeightHistograms, histogram_buckets
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,187 @@
+"""Evaluation reports: WAR/UAR, confusion matrices, and the files a test run writes
+(``metrics.json``, ``predictions.npz``, the original's Excel workbook, ``summary.md``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix, recall_score
+
+from timnet.features.files import atomic_path
+from timnet.jsonable import json_default
+
+
+@dataclass
+class FoldResult:
+    """Predictions of one evaluated model on its test utterances."""
+
+    fold: int
+    name: str
+    index: np.ndarray  # positions in the feature file
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    scores: np.ndarray  # class probabilities (softmax) or cosine similarities to centroids (npair)
+    weights: str = ""
+    embeddings: np.ndarray | None = None  # L2-normalised embeddings (npair head)
+    fused: np.ndarray | None = None  # the fused 39-d features (for t-SNE)
+
+    def metrics(self, n_classes: int) -> dict[str, Any]:
+        return classification_metrics(self.y_true, self.y_pred, n_classes)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """WAR (accuracy), UAR (mean recall over classes present), recalls, confusion."""
+    labels = np.arange(n_classes)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    support = cm.sum(axis=1)
+    recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    uar = float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0))
+    return {
+        "WAR": float(np.mean(y_true == y_pred)),
+        "UAR": uar,
+        "per_class_recall": recall,
+        "confusion_matrix": cm,
+        "n": int(len(y_true)),
+    }
+
+
+@dataclass
+class EvaluationReport:
+    """All folds of one evaluation, and where its files go."""
+
+    data: str
+    class_labels: tuple[str, ...]
+    head: str
+    folds: list[FoldResult]
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_labels)
+
+    def fold_metrics(self) -> list[dict[str, Any]]:
+        return [f.metrics(self.n_classes) for f in self.folds]
+
+    def summary(self) -> dict[str, Any]:
+        per_fold = self.fold_metrics()
+        y_true = np.concatenate([f.y_true for f in self.folds])
+        y_pred = np.concatenate([f.y_pred for f in self.folds])
+        pooled = classification_metrics(y_true, y_pred, self.n_classes)
+        labels = list(self.class_labels)
+        out: dict[str, Any] = {
+            "data": self.data,
+            "head": self.head,
+            "class_labels": labels,
+            "WAR": float(np.mean([m["WAR"] for m in per_fold])),
+            "UAR": float(np.mean([m["UAR"] for m in per_fold])),
+            "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_recall"])},
+            "confusion_matrix": pooled["confusion_matrix"].tolist(),
+            "n": pooled["n"],
+        }
+        if len(self.folds) > 1:
+            out["pooled_WAR"] = pooled["WAR"]
+            out["pooled_UAR"] = pooled["UAR"]
+            out["WAR_std"] = float(np.std([m["WAR"] for m in per_fold]))
+            out["UAR_std"] = float(np.std([m["UAR"] for m in per_fold]))
+            out["folds"] = [
+                {
+                    "fold": f.fold,
+                    "name": f.name,
+                    "weights": f.weights,
+                    "WAR": m["WAR"],
+                    "UAR": m["UAR"],
+                    "n": m["n"],
+                    "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_recall"])},
+                    "confusion_matrix": m["confusion_matrix"].tolist(),
+                }
+                for f, m in zip(self.folds, per_fold)
+            ]
+        elif self.folds:
+            out["weights"] = self.folds[0].weights
+        out["settings"] = self.settings
+        out["notes"] = self.notes
+        return out
+
+    def print(self) -> None:
+        """The on-screen report: per-fold figures, means, recalls, confusion, sklearn report."""
+        s = self.summary()
+        labels = list(self.class_labels)
+        if len(self.folds) > 1:
+            for f in s["folds"]:
+                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  (n={f['n']})")
+            print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}")
+        else:
+            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  (n={s['n']})")
+        print("per-class recall: " + ", ".join(
+            f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s["per_class_recall"].items()))
+        cm = pd.DataFrame(s["confusion_matrix"], index=labels, columns=labels)
+        print("confusion matrix (rows: true, columns: predicted):")
+        print(cm.to_string())
+        y_true = np.concatenate([f.y_true for f in self.folds])
+        y_pred = np.concatenate([f.y_pred for f in self.folds])
+        print(classification_report(y_true, y_pred, labels=np.arange(len(labels)), target_names=labels,
+                                    digits=4, zero_division=0))
+        for note in self.notes:
+            print(f"note: {note}")
+
+    def predictions(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Arrays for ``predictions.npz`` in the order of the input file."""
+        index = np.concatenate([f.index for f in self.folds])
+        order = np.argsort(index, kind="stable")
+        out = {
+            "index": index[order],
+            "y_true": np.concatenate([f.y_true for f in self.folds])[order],
+            "y_pred": np.concatenate([f.y_pred for f in self.folds])[order],
+            "fold": np.concatenate([np.full(len(f.index), f.fold) for f in self.folds])[order],
+            "class_labels": np.asarray(self.class_labels),
+        }
+        if self.head == "softmax":
+            out["probs"] = np.concatenate([f.scores for f in self.folds])[order]
+        else:
+            out["embeddings"] = np.concatenate([f.embeddings for f in self.folds])[order]
+            out["scores"] = np.concatenate([f.scores for f in self.folds])[order]
+        return out
+
+    def write(self, folder: Path, excel_name: str | None = None) -> dict[str, Path]:
+        """Write metrics.json, predictions.npz and the Excel workbook into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {"metrics": folder / "metrics.json", "predictions": folder / "predictions.npz"}
+        with atomic_path(paths["metrics"]) as tmp:
+            tmp.write_text(json.dumps(self.summary(), indent=2, default=json_default))
+        with atomic_path(paths["predictions"]) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **self.predictions())
+        paths["workbook"] = folder / (excel_name or "results.xlsx")
+        with atomic_path(paths["workbook"]) as tmp:
+            write_workbook(tmp, self)
+        return paths
+
+
+def write_workbook(path: Path, report: EvaluationReport) -> None:
+    """The original's workbook: per fold a confusion-matrix and a report sheet, plus a summary."""
+    labels = list(report.class_labels)
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "n": m["n"]}
+                for f, m in zip(report.folds, report.fold_metrics())]
+        summary = pd.DataFrame(rows)
+        if len(rows) > 1:
+            summary.loc[len(summary)] = {"fold": "mean", "WAR": summary["WAR"].mean(),
+                                         "UAR": summary["UAR"].mean(), "n": summary["n"].sum()}
+        summary.to_excel(writer, sheet_name="summary", index=False)
+        for f in report.folds:
+            cm = confusion_matrix(f.y_true, f.y_pred, labels=np.arange(len(labels)))
+            pd.DataFrame(cm, index=labels, columns=labels).to_excel(writer, sheet_name=f"fold{f.fold}_confusion")
+            rep = classification_report(f.y_true, f.y_pred, labels=np.arange(len(labels)), target_names=labels,
+                                        output_dict=True, zero_division=0)
+            pd.DataFrame(rep).transpose().to_excel(writer, sheet_name=f"fold{f.fold}_report")
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+

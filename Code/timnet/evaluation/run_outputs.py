@@ -1,0 +1,90 @@
+"""Files a run leaves in its result folder: reports, figures and a one-page summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timnet.features.files import atomic_path
+from timnet.evaluation.reports import EvaluationReport
+
+TSNE_MAX_POINTS = 2000
+
+
+def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
+    """``history.json`` and ``curves.png`` (one panel row per fold) of a training run."""
+    folder: Path = outcome.result_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {"history": folder / "history.json"}
+    with atomic_path(written["history"]) as tmp:
+        tmp.write_text(json.dumps(outcome.histories, indent=1))
+    if figures and any(outcome.histories):
+        from timnet.evaluation.figures import plot_curves
+
+        titles = [f.name for f in outcome.report.folds]
+        titles += [f"fold {i + 1}" for i in range(len(titles), len(outcome.histories))]
+        written["curves"] = plot_curves(outcome.histories, folder / "curves.png", titles=titles)
+    return written
+
+
+def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str | None = None,
+                       figures: bool = True, already: dict[str, Path] | None = None) -> dict[str, Path]:
+    """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md.
+    ``already``: files written before (training's history.json, curves.png) for summary.md's links."""
+    written = {**(already or {}), **report.write(folder, excel_name)}
+    if figures:
+        from timnet.evaluation.figures import plot_confusion_matrix, plot_tsne
+
+        summary = report.summary()
+        title = report.data  # the figure adds WA, UAR and the count itself
+        written["confusion_matrix"] = plot_confusion_matrix(
+            np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
+            title=title)
+        fused = [f.fused for f in report.folds if f.fused is not None]
+        if fused and sum(len(f) for f in fused) >= 4:
+            points = np.concatenate(fused)
+            labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
+            title = f"{report.data}: fused features (t-SNE)"
+            if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
+                keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
+                points, labels = points[keep], labels[keep]
+                title += f", {TSNE_MAX_POINTS} random utterances"
+            written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png", title=title)
+    written["summary"] = write_summary(report, folder, written)
+    return written
+
+
+def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Path]) -> Path:
+    """A one-page ``summary.md``: settings, WAR/UAR (mean and per fold), links to figures."""
+    s = report.summary()
+    lines = [f"# TIM-Net run: {report.data}", ""]
+    lines += [f"- **WAR** {s['WAR']:.4f}" + (f" ± {s['WAR_std']:.4f}" if "WAR_std" in s else ""),
+              f"- **UAR** {s['UAR']:.4f}" + (f" ± {s['UAR_std']:.4f}" if "UAR_std" in s else ""),
+              f"- utterances evaluated: {s['n']}; head: {report.head}; classes: {', '.join(report.class_labels)}",
+              ""]
+    if "folds" in s:
+        lines += ["| fold | WAR | UAR | n |", "|---|---|---|---|"]
+        lines += [f"| {f['name']} | {f['WAR']:.4f} | {f['UAR']:.4f} | {f['n']} |" for f in s["folds"]]
+        lines.append("")
+    lines += ["## Per-class recall", "", "| class | recall |", "|---|---|"]
+    lines += [f"| {c} | {'n/a' if r is None else f'{r:.4f}'} |" for c, r in s["per_class_recall"].items()]
+    lines.append("")
+    figures = [(k, written[k]) for k in ("curves", "confusion_matrix", "tsne") if k in written]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{k}]({p.name})" for k, p in figures]
+        lines.append("")
+    lines += ["## Files", ""]
+    lines += [f"- [{p.name}]({p.name})" for k, p in written.items() if k not in dict(figures)]
+    lines.append("")
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    lines += ["## Settings", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report.settings.items()]
+    path = folder / "summary.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,83 @@
+"""Train/test splits of the evaluation protocols (hold-out, k-fold, leave-one-speaker-out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import KFold, LeaveOneGroupOut, train_test_split
+
+from timnet.errors import UserError
+
+PROTOCOLS = ("holdout", "kfold", "loso")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fold: indices into the feature file. ``name`` labels reports."""
+
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+    name: str
+
+
+def holdout_split(labels: np.ndarray, seed: int, validation: float = 0.1) -> list[Split]:
+    """The seed's stratified 90/10 split."""
+    index = np.arange(len(labels))
+    if len(index) < 2:
+        raise UserError(f"the hold-out protocol needs at least 2 utterances, got {len(index)}")
+    counts = np.bincount(labels)
+    n_present = int(np.count_nonzero(counts))
+    n_test = int(np.ceil(validation * len(index)))
+    # Stratify whenever every class can appear on both sides (tiny corpora cannot).
+    can_stratify = counts[counts > 0].min() >= 2 and min(n_test, len(index) - n_test) >= n_present
+    stratify = labels if can_stratify else None
+    train, test = train_test_split(index, test_size=validation, random_state=seed, shuffle=True, stratify=stratify)
+    return [Split(1, np.sort(train), np.sort(test), "holdout")]
+
+
+def kfold_splits(n: int, folds: int, seed: int) -> list[Split]:
+    """The paper's ``KFold(n_splits, shuffle=True, random_state=seed)`` over the corpus."""
+    if folds < 2 or folds > n:
+        raise UserError(f"--split_fold {folds}: need 2 <= folds <= number of utterances ({n})")
+    kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [Split(i, tr, te, f"fold {i}") for i, (tr, te) in enumerate(kf.split(np.arange(n)), start=1)]
+
+
+def loso_splits(speakers: np.ndarray | None, source: str) -> list[Split]:
+    """Leave one speaker out: one fold per speaker, in sorted speaker order."""
+    if speakers is None:
+        raise UserError(
+            f"{source}: --protocol loso needs a 'speaker' key in the feature file "
+            "(re-extract it with Code/extract_features.py)"
+        )
+    groups = np.asarray(speakers).astype(str)
+    if len(np.unique(groups)) < 2:
+        raise UserError(f"{source}: --protocol loso needs at least two speakers")
+    splits = []
+    for i, (tr, te) in enumerate(LeaveOneGroupOut().split(groups, groups=groups), start=1):
+        splits.append(Split(i, tr, te, f"speaker {groups[te[0]]}"))
+    return splits
+
+
+def make_splits(protocol: str, labels: np.ndarray, seed: int, folds: int,
+                speakers: np.ndarray | None = None, source: str = "data") -> list[Split]:
+    if protocol == "holdout":
+        return holdout_split(labels, seed)
+    if protocol == "kfold":
+        return kfold_splits(len(labels), folds, seed)
+    if protocol == "loso":
+        return loso_splits(speakers, source)
+    raise UserError(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
+
+
+def select_folds(splits: list[Split], first_fold: int = 1, max_folds: int | None = None) -> list[Split]:
+    """Folds ``first_fold`` .. ``first_fold + max_folds - 1`` (1-based) of a protocol, so a
+    long run can be split into parts; the splits themselves stay those of the full protocol."""
+    if first_fold < 1 or first_fold > len(splits):
+        raise UserError(f"--first_fold {first_fold}: must be between 1 and the number of folds ({len(splits)})")
+    if max_folds is not None and max_folds < 1:
+        raise UserError(f"--max_folds {max_folds}: must be at least 1")
+    chosen = splits[first_fold - 1 :]
+    return chosen if max_folds is None else chosen[:max_folds]
