@@ -4,7 +4,7 @@ into ``MFCC/INTERSECT.npy`` (``timnet.features.mix``; needs the installed packag
 import sys
 
 try:
-    from timnet.features.mix import main
+    from timnet.cli.features import mix_main as main
 except ModuleNotFoundError as exc:
     if exc.name != "timnet":
         raise

@@ -4,9 +4,9 @@
 
 Writes a ``{"x": float32, "y": one-hot}`` feature file of that size into a temporary
 folder (in a separate process), then, in a fresh process, loads it with
-``feature_io.load_features`` and runs the training pipeline of ``Model.train``
-(``Model.build_model`` + ``Model._training_data`` + ``model.fit`` for a bounded
-number of steps, then ``Model.predict_array`` over a validation-sized part).
+``timnet.features.files.load_features`` and runs the training pipeline of ``loop.train``
+(``loop.build_model`` + ``loop.training_dataset`` + ``model.fit`` for a bounded
+number of steps, then ``scoring.predict_array`` over a validation-sized part).
 Prints peak RSS (ru_maxrss) after TensorFlow is up, after loading and at the end,
 and the growth over the TensorFlow baseline as a multiple of the feature array:
 about 1 means one float32 copy of the features plus a batch pipeline.
@@ -49,8 +49,10 @@ def measure(path: Path, steps: int, batch_size: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from timnet.training import engine as Model
+    from timnet.config import TrainingConfig
+    from timnet.evaluation.scoring import predict_array
     from timnet.features.files import load_features
+    from timnet.training import loop
     from timnet.training.protocols import holdout_split
 
     keras.utils.set_random_seed(0)
@@ -59,14 +61,14 @@ def measure(path: Path, steps: int, batch_size: int) -> None:
     features = load_features(path)
     loaded = peak_rss_mb()
     array_mb = features.x.nbytes / 2**20
-    settings = Model.Settings(batch_size=batch_size, dropout=0.1, bidirection=True, loss="ce")
+    settings = TrainingConfig(batch_size=batch_size, loss="ce").replace(dropout=0.1, bidirection=True)
     split = holdout_split(features.labels, 46)[0]
-    model = Model.build_model(settings, tuple(features.x.shape[1:]), len(features.class_labels))
+    model = loop.build_model(settings, tuple(features.x.shape[1:]), len(features.class_labels))
     targets = features.y.astype(np.float32)
-    ds = Model._training_data(features, targets, split, settings, tf.distribute.get_strategy())
+    ds = loop.training_dataset(features, targets, split, settings)
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
     trained = peak_rss_mb()
-    Model.predict_array(model, features.x, split.test[: 8 * 1024])
+    predict_array(model, features.x, split.test[: 8 * 1024])
     end = peak_rss_mb()
     print(f"feature array: {features.x.shape} float32 = {array_mb:.0f} MB")
     print(f"peak RSS: TensorFlow baseline {base:.0f} MB, after loading {loaded:.0f} MB, "
@@ -84,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20, help="training steps (batches)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the child process
+    p.add_argument("--generate", nargs=5, default=None, help=argparse.SUPPRESS)  # the generating child
     args = p.parse_args(argv)
+    if args.generate:
+        generate(Path(args.generate[0]), *map(int, args.generate[1:]))
+        return 0
     if args.measure:
         measure(args.measure, args.steps, args.batch_size)
         return 0
@@ -92,11 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "BIG.npy"
         print(f"Generating {args.utterances} x {args.frames} x {args.n_mfcc} float32 features in {path} ...",
               flush=True)
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
-                "from bench_memory import generate; "
-                "generate(__import__('pathlib').Path(sys.argv[3]), *map(int, sys.argv[4:]))")
-        subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "Code"), str(Path(__file__).parent), str(path),
-                        str(args.utterances), str(args.frames), str(args.n_mfcc), str(args.classes)], check=True)
+        # A child process writes the file, so that its memory is not counted here.
+        subprocess.run([sys.executable, __file__, "--generate", str(path), str(args.utterances), str(args.frames),
+                        str(args.n_mfcc), str(args.classes)], check=True)
         print(f"File: {path.stat().st_size / 2**20:.0f} MB", flush=True)
         return subprocess.run([sys.executable, __file__, "--measure", str(path), "--steps", str(args.steps),
                                "--batch_size", str(args.batch_size)]).returncode

@@ -33,9 +33,9 @@ import soundfile as sf  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-from timnet.features import corpora  # noqa: E402
-from timnet.features import mfcc  # noqa: E402
-from timnet.inference import predict  # noqa: E402
+from timnet.features import corpora, mfcc  # noqa: E402
+from timnet.inference import featurise  # noqa: E402
+from timnet.inference.predictor import Predictor  # noqa: E402
 
 
 def make_files(folder: Path, count: int, seed: int, rate: int = 16000) -> list[Path]:
@@ -84,7 +84,7 @@ def main() -> int:
         tmp_path = Path(tmp)
         model_path = Path(args.model) if args.model else make_model(tmp_path)
         start = time.perf_counter()
-        predictor = predict.Predictor.load(model_path)
+        predictor = Predictor.load(model_path)
         print(f"model {model_path}: loaded in {time.perf_counter() - start:.1f} s; {predictor.frames} frames x "
               f"{predictor.n_mfcc} MFCCs, {len(predictor.class_labels)} classes; {mfcc.default_jobs()} cores")
         files = make_files(tmp_path / "latency", args.files, seed=0)
@@ -117,7 +117,7 @@ def main() -> int:
         print(f"\nthroughput of the loaded Predictor on a folder of {len(folder)} files of 1-5 s "
               "(worker start-up included):")
         rates = {}
-        predict.PARALLEL_MIN_FILES_SPAWN = 2  # force the workers, to measure them
+        featurise.PARALLEL_MIN_FILES_SPAWN = 2  # force the workers, to measure them
         for jobs in dict.fromkeys((1, args.jobs)):
             s = time.perf_counter()
             rows = predictor.predict_files(folder, jobs=jobs, progress=False)

@@ -2,8 +2,8 @@
 
     python benchmarks/bench_speed.py [--steps N] [--repeats N] [--loss ce|npair] [--epoch_train N]
 
-(a) ours: ``Model.build_model`` + ``Model._training_data`` + ``model.fit`` as
-``Model.train`` runs them, and ``Model.predict_array`` for inference;
+(a) ours: ``loop.build_model`` + ``loop.training_dataset`` + ``model.fit`` as
+``loop.train`` runs them, and ``scoring.predict_array`` for inference;
 (b) reference: ``plain_timnet.build_plain_timnet`` (one standard Keras layer per
 operation and branch, compiled without XLA) trained with ``model.fit(x, y)`` and
 run with ``model.predict(x)``, the straightforward Keras way.
@@ -15,7 +15,7 @@ Timings alternate between the two models and keep the best of ``--repeats``.
 
 A second figure times whole epochs on a corpus the size of an EMO-DB fold, with
 everything a run does around the training steps (validation, the weights file,
-TensorBoard logging; ours as ``Model.train``, the reference as the original: Keras'
+TensorBoard logging; ours as ``loop.train``, the reference as the original: Keras'
 TensorBoard callback with weight histograms every epoch).
 """
 
@@ -38,11 +38,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from timnet.training import engine as Model  # noqa: E402
-from timnet.training.data_pipeline import make_dataset  # noqa: E402
+from timnet.config import TrainingConfig  # noqa: E402
+from timnet.evaluation.scoring import predict_array  # noqa: E402
 from timnet.features.files import FeatureSet  # noqa: E402
 from timnet.network.losses import NPairAccuracy, NPairLoss  # noqa: E402
 from timnet.network.reference import build_plain_timnet, copy_weights_to_plain  # noqa: E402
+from timnet.training import callbacks as cb  # noqa: E402
+from timnet.training import loop  # noqa: E402
+from timnet.training.data_pipeline import make_dataset  # noqa: E402
 from timnet.training.protocols import Split  # noqa: E402
 
 
@@ -60,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dilation_size", type=int, default=8)
     p.add_argument("--loss", choices=("ce", "npair"), default="ce", help="ce: the paper's softmax head")
     p.add_argument("--forward_only", action="store_true", help="no backward branch")
-    p.add_argument("--jit", default="auto", help="Settings.jit_compile of our model: auto, true or false")
+    p.add_argument("--jit", default="auto", help="jit_compile of our model: auto, true or false")
     p.add_argument("--mixed_precision", action="store_true", help="mixed_float16 for our model (GPU only)")
     p.add_argument("--skip_reference", action="store_true", help="time our path only")
     p.add_argument("--epoch_train", type=int, default=481,
@@ -91,7 +94,7 @@ def gpu_peak_mb() -> str:
 
 
 def loss_and_metrics(head: str) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
-    """What ``Model.build_model`` compiles with, for the reference model."""
+    """What ``loop.build_model`` compiles with, for the reference model."""
     if head == "softmax":
         return keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
     return NPairLoss(), [NPairAccuracy()]
@@ -104,10 +107,10 @@ def rate(samples: int, run: Callable[[], object]) -> float:
     return samples / (time.perf_counter() - start)
 
 
-def epoch_figures(args: argparse.Namespace, settings: Model.Settings, model: keras.Model, plain: keras.Model,
+def epoch_figures(args: argparse.Namespace, settings: TrainingConfig, model: keras.Model, plain: keras.Model,
                   shape: tuple[int, int]) -> None:
     """Whole epochs as a run goes, on a corpus the size of an EMO-DB fold: ours with the
-    callbacks ``Model.train`` uses (validation UAR, weights file every epoch, TensorBoard
+    callbacks ``loop.train`` uses (validation UAR, weights file every epoch, TensorBoard
     scalars and weight histograms); the reference as the original ran it (validation
     data, ``keras.callbacks.TensorBoard(histogram_freq=1)``). Tracing is excluded."""
     rng = np.random.default_rng(1)
@@ -118,9 +121,9 @@ def epoch_figures(args: argparse.Namespace, settings: Model.Settings, model: ker
     split = Split(1, np.arange(args.epoch_train), np.arange(args.epoch_train, n), "bench")
     bs = args.batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        writer = Model._WeightsWriter(Path(tmp) / "weights.hdf5", Model.model_metadata(settings, features), best=False)
-        callbacks = Model.fold_callbacks(settings, features, split, writer, Model._Interrupt(), Path(tmp) / "ours")
-        train_ds = Model._training_data(features, y, split, settings, tf.distribute.get_strategy())
+        writer = cb.WeightsWriter(Path(tmp) / "weights.hdf5", loop.model_metadata(settings, features), best=False)
+        callbacks = cb.fold_callbacks(settings, features, split, writer, cb.StopRequest(), Path(tmp) / "ours")
+        train_ds = loop.training_dataset(features, y, split, settings)
         val_ds = make_dataset(x, y, split.test, bs)
         reference_log = keras.callbacks.TensorBoard(str(Path(tmp) / "reference"), histogram_freq=1)
         x_train, y_train = x[split.train], y[split.train]
@@ -160,12 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     y = np.eye(args.classes, dtype=np.float32)[labels]
     x_pred = x[: args.predict_samples] if args.predict_samples <= n else \
         rng.standard_normal((args.predict_samples, args.frames, args.n_mfcc), dtype=np.float32)
-    settings = Model.Settings(loss=args.loss, batch_size=args.batch_size, dropout=0.1,
-                              dilation_size=args.dilation_size, bidirection=not args.forward_only,
-                              jit_compile=jit, label_smoothing=0.1 if args.loss == "ce" else 0.0)
+    settings = TrainingConfig(loss=args.loss, batch_size=args.batch_size, histogram_freq=1,
+                              label_smoothing=0.1 if args.loss == "ce" else 0.0).replace(
+        dropout=0.1, dilation_size=args.dilation_size, bidirection=not args.forward_only)
     features = FeatureSet(x, y, tuple(f"c{i}" for i in range(args.classes)), "bench")
     split = Split(1, np.arange(n), np.arange(0), "bench")
-    strategy = tf.distribute.get_strategy()
     shape = (args.frames, args.n_mfcc)
     print(f"Device: {device_name()}")
     print(f"Shapes: {args.frames} frames x {args.n_mfcc} MFCCs, batch {args.batch_size}, {args.classes} classes, "
@@ -173,16 +175,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.steps} timed steps, {args.predict_samples} utterances predicted; jit_compile={jit!r}")
     rss_start = peak_rss_mb()
 
-    # (a) ours, as Model.train runs it.
-    model = Model.build_model(settings, shape, args.classes)
+    # (a) ours, as loop.train runs it.
+    model = loop.build_model(settings, shape, args.classes, jit_compile=jit)
     print(f"Parameters: {model.count_params()}")
-    train_ds = Model._training_data(features, y, split, settings, strategy)
-    callbacks = [Model._StopOnInterrupt(Model._Interrupt())]
+    train_ds = loop.training_dataset(features, y, split, settings)
+    callbacks = [cb.StopOnRequest(cb.StopRequest())]
     model.fit(train_ds, epochs=1, steps_per_epoch=args.warmup, callbacks=callbacks, verbose=0)
-    Model.predict_array(model, x_pred[: args.batch_size])
+    predict_array(model, x_pred[: args.batch_size])
     runs = {
         "ours train": lambda: model.fit(train_ds, epochs=1, callbacks=callbacks, verbose=0),
-        "ours inference": lambda: Model.predict_array(model, x_pred),
+        "ours inference": lambda: predict_array(model, x_pred),
     }
     runs["ours train"]()
     rss_ours = peak_rss_mb()
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     # (b) the plain reference with the same weights.
     if not args.skip_reference:
         keras.mixed_precision.set_global_policy("float32")
-        plain = build_plain_timnet(shape, args.classes, head=settings.head, **settings.architecture())
+        plain = build_plain_timnet(shape, args.classes, head=settings.head, **settings.architecture.as_dict())
         copy_weights_to_plain(model, plain)
         loss, metrics = loss_and_metrics(settings.head)
         plain.compile(optimizer=keras.optimizers.Adam(settings.lr, settings.beta1, settings.beta2, epsilon=1e-8),

@@ -13,20 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import FAST, run_cli, write_tiny
 from timnet.cli import legacy as main
 from timnet.features.files import write_npy_dict
-from helpers import FAST, run_cli, write_tiny
 
 FRAMES = 12  # within the receptive field of every network below: no warning on stderr
 
 
 @pytest.fixture(autouse=True)
 def _no_global_determinism(monkeypatch: pytest.MonkeyPatch) -> None:
-    """main.seed_everything would switch on TensorFlow's op determinism for the whole test
+    """train_test.seed_everything would switch on TensorFlow's op determinism for the whole test
     process; seeding is enough here."""
     import keras
 
-    monkeypatch.setattr(main, "seed_everything", keras.utils.set_random_seed)
+    from timnet.cli import train_test
+
+    monkeypatch.setattr(train_test, "seed_everything", keras.utils.set_random_seed)
 
 
 def _weights(folder: Path, *, dilation_size: int = 2, num_classes: int = 5, head: str = "softmax",

@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from timnet.modelfiles import keras2 as legacy_weights
-from timnet.modelfiles import portable as portable_model
 from helpers import (
     FAST,
     TINY_LABELS,
@@ -28,6 +26,8 @@ from helpers import (
     start_cli,
     write_tiny,
 )
+from timnet.modelfiles import keras2 as legacy_weights
+from timnet.modelfiles import portable as portable_model
 from timnet.training.protocols import holdout_split, kfold_splits
 
 N, FRAMES, SEED, FOLDS = 40, 20, 46, 3
@@ -226,18 +226,19 @@ def test_test_mode_on_kfold_run(trained: dict[str, Any], tested: dict[str, Any])
 ])
 def test_dilation_size_defaults(argv: list[str], expected: int) -> None:
     from timnet.cli import legacy as main
+    from timnet.cli.options import config_from_args
 
-    args = main.build_parser().parse_args(argv)
-    settings = main.resolve_settings(args, main.explicit_flags(argv))
-    assert settings.dilation_size == expected
+    config = config_from_args(main.build_parser().parse_args(argv))
+    assert config.architecture.dilation_size == expected
 
 
 def test_recipes_resolve(tmp_path: Path) -> None:
     from timnet.cli import legacy as main
+    from timnet.cli.options import config_from_args
 
     def resolve(*argv: str):
-        args = main.build_parser().parse_args(list(argv))
-        return main.resolve_settings(args, main.explicit_flags(list(argv)))
+        config = config_from_args(main.build_parser().parse_args(list(argv)))
+        return _Flat(config)
 
     seed = resolve()
     assert (seed.loss, seed.protocol, seed.dropout, seed.epoch, seed.label_smoothing) == (
@@ -247,3 +248,11 @@ def test_recipes_resolve(tmp_path: Path) -> None:
         "ce", "kfold", 0.1, 500, 0.1)
     mixed = resolve("--recipe", "paper", "--loss", "npair", "--epoch", "7", "--log_dir", str(tmp_path))
     assert (mixed.loss, mixed.label_smoothing, mixed.epoch, mixed.log_dir) == ("npair", 0.0, 7, tmp_path)
+
+
+class _Flat:
+    """A configuration's fields with the architecture's beside them (as the flags are)."""
+
+    def __init__(self, config) -> None:
+        self.__dict__.update(config.architecture.as_dict())
+        self.__dict__.update({k: getattr(config, k) for k in config.__dataclass_fields__})

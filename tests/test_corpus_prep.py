@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from timnet import cli
+from timnet.cli.features import esd_main
 from timnet.features import corpus_prep
-from timnet.cli import esd_2_npy
-from timnet.features import extract as extract_features
 from timnet.features.corpora import CLASS_LABELS
 from timnet.features.corpus_prep import LayoutError, casia, emodb, emovo, esd, generic, iemocap, ravdess, savee
 from timnet.features.files import load_features, read_npy
@@ -233,7 +233,7 @@ def run_cli(main, args, capsys) -> tuple[int, str, str]:
 def test_extract_features_writes_original_format(tmp_path, capsys):
     names = make_emodb(tmp_path / "emodb")
     out = tmp_path / "MFCC"
-    code, stdout, _ = run_cli(extract_features.main, [
+    code, stdout, _ = run_cli(lambda argv: cli.main(["extract", *argv]), [
         "--corpus", "emodb", "--input", str(tmp_path / "emodb"), "--output", str(out),
         "--mean_signal_length", "2048", "--jobs", "2", "--no_progress"], capsys)
     assert code == 0 and "skipped 0 file(s)" in stdout
@@ -255,7 +255,7 @@ def test_extract_features_skips_corrupt_files(tmp_path, capsys):
     make_emodb(tmp_path / "emodb")
     bad = tmp_path / "emodb" / "wav" / "14a01Wa.wav"
     bad.write_bytes(b"RIFF\x00\x00garbage")
-    code, stdout, stderr = run_cli(extract_features.main, [
+    code, stdout, stderr = run_cli(lambda argv: cli.main(["extract", *argv]), [
         "--corpus", "EMODB", "--input", str(tmp_path / "emodb"), "--output", str(tmp_path / "o"),
         "--mean_signal_length", "1024", "--jobs", "1", "--no_progress", "--name", "MYDB"], capsys)
     assert code == 0
@@ -268,7 +268,7 @@ def test_extract_features_generic_layout(tmp_path, capsys):
     for cls in ("happy", "angry"):
         for i in range(2):
             wav(tmp_path / "mine" / cls / f"{i}.wav", 700 + i)
-    code, stdout, _ = run_cli(extract_features.main, [
+    code, stdout, _ = run_cli(lambda argv: cli.main(["extract", *argv]), [
         "--corpus", "generic", "--input", str(tmp_path / "mine"), "--output", str(tmp_path / "o"),
         "--classes", "happy,angry", "--mean_signal_length", "1024", "--jobs", "1", "--no_progress"], capsys)
     assert code == 0, stdout
@@ -291,7 +291,7 @@ def test_extract_features_errors_exit_2_without_output(tmp_path, capsys, args, m
     wav(tmp_path / "in" / "a" / "x.wav")
     out = tmp_path / "out"
     code, _, stderr = run_cli(
-        extract_features.main, [*args, "--input", str(tmp_path / "in"), "--output", str(out), "--no_progress"], capsys)
+        lambda argv: cli.main(["extract", *argv]), [*args, "--input", str(tmp_path / "in"), "--output", str(out), "--no_progress"], capsys)
     assert code == 2
     assert stderr.startswith("error: ") and message in stderr and stderr.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
@@ -301,12 +301,12 @@ def test_extract_features_all_unreadable_or_missing_input(tmp_path, capsys):
     (tmp_path / "in" / "wav").mkdir(parents=True)
     (tmp_path / "in" / "wav" / "03a01Wa.wav").write_bytes(b"junk")
     out = tmp_path / "out"
-    code, _, stderr = run_cli(extract_features.main, [
+    code, _, stderr = run_cli(lambda argv: cli.main(["extract", *argv]), [
         "--corpus", "EMODB", "--input", str(tmp_path / "in"), "--output", str(out), "--jobs", "1",
         "--no_progress"], capsys)
     assert code == 2 and "none of the 1 audio files" in stderr
     assert not out.exists() or not any(out.iterdir())
-    code, _, stderr = run_cli(extract_features.main, [
+    code, _, stderr = run_cli(lambda argv: cli.main(["extract", *argv]), [
         "--corpus", "EMODB", "--input", str(tmp_path / "nowhere"), "--output", str(out)], capsys)
     assert code == 2 and "input folder not found" in stderr
 
@@ -314,7 +314,7 @@ def test_extract_features_all_unreadable_or_missing_input(tmp_path, capsys):
 def test_esd_2_npy_writes_splits(tmp_path, capsys):
     make_esd(tmp_path / "esd")
     out = tmp_path / "MFCC"
-    code, stdout, _ = run_cli(esd_2_npy.main, [
+    code, stdout, _ = run_cli(esd_main, [
         "--input", str(tmp_path / "esd"), "--output", str(out), "--mean_signal_length", "1024", "--jobs", "1",
         "--no_progress", "--evaluation"], capsys)
     assert code == 0, stdout
@@ -322,7 +322,7 @@ def test_esd_2_npy_writes_splits(tmp_path, capsys):
     fs = load_features(out / "ESD_train.npy")
     assert fs.x.shape == (10, 3, 39) and fs.class_labels == CLASS_LABELS["ESD_train"]
     assert all("/train/" in p for p in fs.files)
-    code, _, stderr = run_cli(esd_2_npy.main, ["--input", str(tmp_path / "none"), "--output", str(out)], capsys)
+    code, _, stderr = run_cli(esd_main, ["--input", str(tmp_path / "none"), "--output", str(out)], capsys)
     assert code == 2 and "ESD folder not found" in stderr
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet.features import demo_corpus as demo
+from timnet import cli
 from timnet.errors import UserError
+from timnet.features import demo_corpus as demo
 
 SMALL = {"train": 1, "test": 1, "evaluation": 1}
 
@@ -88,7 +89,7 @@ def test_rerun_is_idempotent_and_refuses_foreign_folders(tmp_path: Path) -> None
     (foreign / "0011/Angry/train/0011_000351.wav").write_bytes(b"RIFF")
     with pytest.raises(UserError, match="did not write"):
         demo.generate_corpus(foreign, speakers=1, per_split=tiny, force=True)
-    assert demo.main(["--output", str(foreign), "--speakers", "1"]) == 2
+    assert cli.main(["demo-corpus", "--output", str(foreign), "--speakers", "1"]) == 2
 
 
 def _stats(path: Path) -> tuple[float, float, float]:

@@ -7,10 +7,15 @@ import keras
 import numpy as np
 import pytest
 
-from timnet.training import engine as Model
-from timnet.network.losses import NPairLoss
-from timnet.network.reference import build_plain_timnet, copy_weights_from_plain, copy_weights_to_plain, plain_legacy_weight_order
+from timnet.evaluation.scoring import predict_array
 from timnet.network.layers import build_timnet_model, legacy_weight_order, set_legacy_weight_order
+from timnet.network.losses import NPairLoss
+from timnet.network.reference import (
+    build_plain_timnet,
+    copy_weights_from_plain,
+    copy_weights_to_plain,
+    plain_legacy_weight_order,
+)
 
 T, F, C = 24, 6, 4
 ARCH = dict(filters=5, kernel_size=2, stack_size=1, dilation_size=3, activation="relu")
@@ -51,8 +56,8 @@ def test_inference_outputs_match_plain(head: str, bidirection: bool) -> None:
     expected = keras.ops.convert_to_numpy(plain(x, training=False))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x, training=False)), expected, rtol=1e-5, atol=1e-6)
     # The compiled batched inference path of the project gives the same numbers.
-    np.testing.assert_allclose(Model.predict_array(ours, x, batch_size=4), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(Model.predict_array(ours, x, np.array([7, 2])), expected[[7, 2]], rtol=1e-5,
+    np.testing.assert_allclose(predict_array(ours, x, batch_size=4), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict_array(ours, x, np.array([7, 2])), expected[[7, 2]], rtol=1e-5,
                                atol=1e-6)
 
 
@@ -75,7 +80,7 @@ def test_training_step_matches_plain(head: str, bidirection: bool) -> None:
 
 def test_weight_copy_round_trip() -> None:
     ours, plain = _pair("softmax", True)
-    other = build_timnet_model((T, F), C, dropout=0.0, **ARCH)
+    other = build_timnet_model((T, F), C, dropout=0.0, bidirection=True, **ARCH)
     copy_weights_from_plain(plain, other)
     for (_, a), (_, b) in zip(legacy_weight_order(ours), legacy_weight_order(other), strict=True):
         for x, y in zip(a, b, strict=True):

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from timnet import cli  # noqa: E402
 from timnet.evaluation import figures  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -129,5 +130,5 @@ def test_tsne_perplexity() -> None:
 @pytest.mark.slow
 def test_cli_architecture(tmp_path: Path) -> None:
     out = tmp_path / "a.png"
-    assert figures.main(["architecture", "--output", str(out), "--dilation_size", "3", "--no-bidirection"]) == 0
+    assert cli.main(["figures", "architecture", "--output", str(out), "--dilation_size", "3", "--no_bidirection"]) == 0
     check_png(out)

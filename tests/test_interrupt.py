@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from timnet.modelfiles import keras2 as legacy_weights
 from helpers import (
     FAST,
     check_consistency,
@@ -23,6 +22,7 @@ from helpers import (
     start_cli,
     write_tiny,
 )
+from timnet.modelfiles import keras2 as legacy_weights
 
 SMALL_NET = ["--dilation_size", "2"]
 

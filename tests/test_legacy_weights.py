@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 
-from timnet.network import layers as TIMNET
 from timnet.modelfiles.keras2 import (
     LegacyWeightsError,
     build_model_from_weights,
@@ -23,6 +22,7 @@ from timnet.modelfiles.keras2 import (
     read_weight_file,
     write_weight_file,
 )
+from timnet.network import layers as TIMNET
 
 T, F = 24, 39
 

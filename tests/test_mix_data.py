@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from timnet.cli.features import mix_main
 from timnet.features import mix as mix_data
 from timnet.features.corpora import CLASS_LABELS, INTERSECT_MAP
 from timnet.features.files import FeatureSet, load_features, read_npy, write_npy_dict
@@ -88,7 +89,7 @@ def write_inputs(mfcc_dir):
 def test_main_merges_present_corpora_deterministically(tmp_path, capsys):
     write_inputs(tmp_path)
     out = tmp_path / "INTERSECT.npy"
-    assert mix_data.main(["--mfcc_dir", str(tmp_path)]) == 0
+    assert mix_main(["--mfcc_dir", str(tmp_path)]) == 0
     stdout, stderr = capsys.readouterr()
     assert "EMODB: 3 utterances, 2 kept" in stdout and "SAVEE: 4 utterances, 3 kept" in stdout
     assert "skipped other.npy" in stderr
@@ -99,12 +100,12 @@ def test_main_merges_present_corpora_deterministically(tmp_path, capsys):
     assert raw["corpus"].tolist() == ["EMODB"] * 2 + ["ESD_train"] * 2 + ["SAVEE"] * 3  # sorted file names
     assert fs.labels.tolist() == [1, 2, 0, 1, 0, 4, 1]
     first = out.read_bytes()
-    assert mix_data.main(["--mfcc_dir", str(tmp_path), "--output", str(tmp_path / "again.npy")]) == 0
+    assert mix_main(["--mfcc_dir", str(tmp_path), "--output", str(tmp_path / "again.npy")]) == 0
     assert (tmp_path / "again.npy").read_bytes() == first
 
 
 def test_main_errors_exit_2_without_output(tmp_path, capsys):
-    assert mix_data.main(["--mfcc_dir", str(tmp_path)]) == 2
+    assert mix_main(["--mfcc_dir", str(tmp_path)]) == 2
     assert "no feature file to merge" in capsys.readouterr().err
     class Evil:
         def __reduce__(self):
@@ -112,11 +113,11 @@ def test_main_errors_exit_2_without_output(tmp_path, capsys):
     with open(tmp_path / "EMODB.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
         f.write(pickle.dumps(Evil(), protocol=3))
-    assert mix_data.main(["--mfcc_dir", str(tmp_path)]) == 2
+    assert mix_main(["--mfcc_dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "EMODB.npy" in err and "refused" in err
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "INTERSECT.npy").exists()
-    assert mix_data.main(["--mfcc_dir", str(tmp_path / "absent")]) == 2
+    assert mix_main(["--mfcc_dir", str(tmp_path / "absent")]) == 2
 
 
 def test_runs_as_the_seed_does(tmp_path, repo_root):

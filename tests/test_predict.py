@@ -20,8 +20,9 @@ import soundfile as sf
 
 from timnet.cli import legacy as main
 from timnet.features import mfcc
-from timnet.inference import predict
 from timnet.features.files import write_npy_dict
+from timnet.inference import featurise
+from timnet.inference.predictor import Predictor
 
 LENGTH = 8192  # samples per window -> 17 frames
 CLASSES = ("angry", "happy", "neutral", "sad")  # IEMOCAP's class tuple
@@ -107,7 +108,7 @@ def test_predict_folder_rows_scores_and_exit_code(setup: dict[str, Path]) -> Non
     assert by_name["corrupt.wav"]["status"] == "unreadable" and by_name["corrupt.wav"]["detail"]
     for name in ("silent.wav", "empty.wav", "corrupt.wav"):
         assert by_name[name]["predicted"] == "" and by_name[name]["angry"] == ""
-    predictor = predict.Predictor.load(setup["run"])
+    predictor = Predictor.load(setup["run"])
     for name, row in by_name.items():
         if name.startswith(("short", "long")):
             assert row["status"] == "ok"
@@ -156,7 +157,7 @@ def test_window_hop_scores_every_window(setup: dict[str, Path]) -> None:
         if item["status"] != "ok":
             continue
         n_samples = len(mfcc.load_signal(item["file"]))
-        starts = predict.window_starts(n_samples, LENGTH, round(hop * 22050))
+        starts = featurise.window_starts(n_samples, LENGTH, round(hop * 22050))
         assert len(item["windows"]) == len(starts) == int(rows[item["file"]]["windows"])
         assert [w["start_s"] for w in item["windows"]] == [round(s / 22050, 4) for s in starts]
         mean = np.mean([[w["scores"][c] for c in CLASSES] for w in item["windows"]], axis=0)
@@ -170,10 +171,10 @@ def test_window_hop_scores_every_window(setup: dict[str, Path]) -> None:
 
 
 def test_window_starts() -> None:
-    assert predict.window_starts(100, 200, 50) == [0]
-    assert predict.window_starts(200, 200, 50) == [0]
-    assert predict.window_starts(330, 200, 50) == [0, 50, 100, 130]
-    assert predict.window_starts(300, 200, 50) == [0, 50, 100]
+    assert featurise.window_starts(100, 200, 50) == [0]
+    assert featurise.window_starts(200, 200, 50) == [0]
+    assert featurise.window_starts(330, 200, 50) == [0, 50, 100, 130]
+    assert featurise.window_starts(300, 200, 50) == [0, 50, 100]
 
 
 def test_cli_with_forked_workers_matches_one_process(setup: dict[str, Path], repo_root: Path) -> None:
@@ -182,7 +183,7 @@ def test_cli_with_forked_workers_matches_one_process(setup: dict[str, Path], rep
     folder = setup["root"] / "many"
     folder.mkdir()
     sources = sorted(p for p in setup["wavs"].rglob("*") if p.suffix in (".wav", ".flac"))
-    for k in range(predict.PARALLEL_MIN_FILES // len(sources) + 2):
+    for k in range(featurise.PARALLEL_MIN_FILES // len(sources) + 2):
         for src in sources:
             (folder / f"{k}_{src.name}").write_bytes(src.read_bytes())
     out = setup["root"] / "out_many"
@@ -191,8 +192,8 @@ def test_cli_with_forked_workers_matches_one_process(setup: dict[str, Path], rep
                           cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = _read_csv(_latest(out) / "predictions.csv")
-    assert len(rows) >= predict.PARALLEL_MIN_FILES
-    one = predict.Predictor.load(setup["run"]).predict_files([r["file"] for r in rows], window_hop=0.3, jobs=1)
+    assert len(rows) >= featurise.PARALLEL_MIN_FILES
+    one = Predictor.load(setup["run"]).predict_files([r["file"] for r in rows], window_hop=0.3, jobs=1)
     for row, ref in zip(rows, one):
         assert (row["file"], row["status"], row["predicted"]) == (ref.file, ref.status, ref.predicted)
         if ref.ok:

@@ -1,42 +1,335 @@
-"""Training recipes: the hyper-parameters of the seed (fork) and of the paper.
+"""One typed configuration: the single source of every setting and default of a run.
 
-Kept out of the training code (SpeechBrain style). A flag given on the command
-line always wins over the recipe's value.
+:class:`ArchitectureConfig` is the network (what a weights file fixes);
+:class:`TrainingConfig` is a whole training run. A *recipe* is data: the values the
+seed (fork) and the paper chose for a few training knobs. :func:`make_config` builds a
+configuration from a recipe and the values a user gave (flags or keyword arguments);
+a given value always wins. :data:`FLAGS` maps each command-line flag to its field, so
+the command line, the recipes, the network's ``get_config`` and the model files all
+read their defaults from here. Every value is validated when a configuration is made.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-RECIPES: dict[str, dict[str, Any]] = {
-    # The fork this project was created from: N-pair loss, 90/10 hold-out,
-    # checkpoint on the best validation loss.
-    "seed": {
-        "loss": "npair",
-        "protocol": "holdout",
-        "dropout": 0.5,
-        "epoch": 60,
-        "batch_size": 64,
-        "label_smoothing": 0.0,
-    },
-    # The ICASSP 2023 paper: softmax head, label smoothing 0.1, 10-fold CV,
-    # last-epoch weights of every fold.
-    "paper": {
-        "loss": "ce",
-        "protocol": "kfold",
-        "dropout": 0.1,
-        "epoch": 500,
-        "batch_size": 64,
-        "label_smoothing": 0.1,
-    },
+from timnet.errors import UserError
+from timnet.features import corpora
+
+LOSSES = ("npair", "ce")
+PROTOCOLS = ("holdout", "kfold", "loso")
+HEADS = ("softmax", "embedding")
+# Activations the temporal-aware blocks accept (Keras names).
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu",
+               "relu6", "mish", "linear")
+MAX_DILATIONS = 16  # dilation 2**15 = 32768 frames: far beyond any utterance
+MAX_SEED = 2**32 - 1
+
+
+def head_for_loss(loss: str) -> str:
+    """The seed's N-pair loss trains an L2-normalised embedding; cross-entropy a softmax."""
+    return "softmax" if loss == "ce" else "embedding"
+
+
+def loss_for_head(head: str) -> str:
+    return "ce" if head == "softmax" else "npair"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training knobs a recipe fixes (everything else has one default for all)."""
+
+    loss: str
+    protocol: str
+    dropout: float
+    epoch: int
+    batch_size: int
+    label_smoothing: float
+
+
+RECIPES: dict[str, Recipe] = {
+    # The fork this project was created from: N-pair loss, 90/10 hold-out, the
+    # checkpoint with the best validation loss.
+    "seed": Recipe(loss="npair", protocol="holdout", dropout=0.5, epoch=60, batch_size=64, label_smoothing=0.0),
+    # The ICASSP 2023 paper: softmax head, label smoothing 0.1, 10-fold CV, the last
+    # epoch's weights of every fold.
+    "paper": Recipe(loss="ce", protocol="kfold", dropout=0.1, epoch=500, batch_size=64, label_smoothing=0.1),
 }
 DEFAULT_RECIPE = "seed"
+# Label smoothing that goes with a loss chosen against the recipe's (cross-entropy is
+# smoothed by 0.1 as in the paper; the N-pair loss takes no smoothing).
+LOSS_LABEL_SMOOTHING: dict[str, float] = {"ce": 0.1, "npair": 0.0}
+_SEED = RECIPES[DEFAULT_RECIPE]
 
 
-def recipe_defaults(name: str, loss: str | None = None) -> dict[str, Any]:
-    """Defaults of a recipe. ``loss`` picks label smoothing when it differs from the
-    recipe's (cross-entropy is always smoothed by 0.1, as in the paper)."""
-    values = dict(RECIPES[name])
-    if loss is not None and loss != values["loss"]:
-        values["label_smoothing"] = 0.1 if loss == "ce" else 0.0
-    return values
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """The TIM-Net network: the same fields as the ``TIMNet`` layer's ``get_config``."""
+
+    filters: int = 39
+    kernel_size: int = 2
+    stack_size: int = 1
+    dilation_size: int = corpora.DEFAULT_DILATIONS
+    dropout: float = _SEED.dropout
+    activation: str = "relu"
+    bidirection: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int(self, "filters", 1, 4096)
+        _check_int(self, "kernel_size", 1, 64)
+        _check_int(self, "stack_size", 1, 8)
+        _check_int(self, "dilation_size", 1, MAX_DILATIONS)
+        _check_fraction(self, "dropout", "the fraction of channels dropped")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError("activation", self.activation, f"choose from {', '.join(ACTIVATIONS)}")
+        if not isinstance(self.bidirection, bool):
+            raise ConfigError("bidirection", self.bidirection, "must be True or False")
+
+    @property
+    def scales(self) -> int:
+        return self.stack_size * self.dilation_size
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ArchitectureConfig:
+        """From a model file's ``architecture`` entry; unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every setting of a training run (the command line's flags, typed)."""
+
+    data: str = "INTERSECT"
+    recipe: str = DEFAULT_RECIPE
+    loss: str = _SEED.loss
+    protocol: str = _SEED.protocol
+    epoch: int = _SEED.epoch
+    batch_size: int = _SEED.batch_size
+    label_smoothing: float = _SEED.label_smoothing
+    lr: float = 0.001
+    beta1: float = 0.93
+    beta2: float = 0.98
+    random_seed: int = 46
+    split_fold: int = 10
+    max_folds: int | None = None
+    first_fold: int = 1
+    gpu: str = "0"
+    histogram_freq: int = 1
+    mixed_precision: bool = False
+    model_path: Path = Path("Test_Models")
+    result_path: Path = Path("Results")
+    log_dir: Path = Path("log")
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ConfigError("recipe", self.recipe, f"choose from {', '.join(RECIPES)}")
+        if self.loss not in LOSSES:
+            raise ConfigError("loss", self.loss, f"choose from {', '.join(LOSSES)}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError("protocol", self.protocol, f"choose from {', '.join(PROTOCOLS)}")
+        _check_int(self, "epoch", 1, 10**9)
+        _check_int(self, "batch_size", 1, 10**6)
+        _check_fraction(self, "label_smoothing", "the probability moved off the true class")
+        _check_positive(self, "lr")
+        _check_fraction(self, "beta1", "Adam's first-moment decay")
+        _check_fraction(self, "beta2", "Adam's second-moment decay")
+        _check_int(self, "random_seed", 0, MAX_SEED)
+        _check_int(self, "split_fold", 2, 10**6)
+        if self.max_folds is not None:
+            _check_int(self, "max_folds", 1, 10**6)
+        _check_int(self, "first_fold", 1, 10**6)
+        _check_int(self, "histogram_freq", 0, 10**9)
+        object.__setattr__(self, "gpu", str(self.gpu))
+        parse_gpu_list(self.gpu)
+        if not self.data or not str(self.data).strip():
+            raise ConfigError("data", self.data, "give a feature file name in MFCC/ or a path to a .npy file")
+        for name in ("model_path", "result_path", "log_dir"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if not isinstance(self.architecture, ArchitectureConfig):
+            raise ConfigError("architecture", self.architecture, "must be an ArchitectureConfig")
+
+    @property
+    def head(self) -> str:
+        return head_for_loss(self.loss)
+
+    @property
+    def data_name(self) -> str:
+        """``--data``'s corpus name: a file's stem for a path to a ``.npy``."""
+        return Path(self.data).stem if str(self.data).endswith(".npy") else str(self.data)
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with ``changes``; architecture fields may be given by name too."""
+        arch_names = {f.name for f in dataclasses.fields(ArchitectureConfig)}
+        arch = {k: changes.pop(k) for k in list(changes) if k in arch_names}
+        if arch:
+            changes["architecture"] = dataclasses.replace(changes.get("architecture", self.architecture), **arch)
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values: what reports and ``metadata.json`` record."""
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        out["head"] = self.head
+        return out
+
+
+class ConfigError(UserError):
+    """An impossible setting: names the flag, the value and what is accepted."""
+
+    def __init__(self, name: str, value: Any, accepted: str) -> None:
+        self.field = name
+        super().__init__(f"{flag_of(name)} {_show(value)}: {accepted}")
+
+
+def _show(value: Any) -> str:
+    return str(value) if isinstance(value, (int, float, str, Path)) else repr(value)
+
+
+def _check_int(obj: Any, name: str, low: int, high: int) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, "must be a whole number")
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"must be between {low} and {high}")
+
+
+def _number(obj: Any, name: str) -> float:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, value, "must be a number")
+    if not math.isfinite(value):
+        raise ConfigError(name, value, "must be a finite number")
+    return float(value)
+
+
+def _check_fraction(obj: Any, name: str, meaning: str) -> None:
+    value = _number(obj, name)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(name, getattr(obj, name), f"must be in [0, 1) ({meaning})")
+
+
+def _check_positive(obj: Any, name: str) -> None:
+    if not _number(obj, name) > 0:
+        raise ConfigError(name, getattr(obj, name), "must be a positive number")
+
+
+def parse_gpu_list(gpu: str | None) -> list[int] | None:
+    """``"0"`` -> [0]; ``"0,1"`` -> [0, 1]; ``"-1"``/``"cpu"``/``""`` -> [] (CPU only)."""
+    if gpu is None:
+        return None
+    text = str(gpu).strip().lower()
+    if text in ("", "-1", "cpu", "none"):
+        return []
+    try:
+        indices = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        indices = [-1]
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise ConfigError("gpu", gpu, "expected a GPU index or a comma-separated list such as 0,1 (-1: CPU)")
+    return indices
+
+
+# --- the command line's flags -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag of a configuration field."""
+
+    name: str  # the flag without "--" (the original's names)
+    field: str  # TrainingConfig field, or "architecture.<field>"
+    group: str
+    help: str
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("data", "data", "data", "feature file: a name in MFCC/ (e.g. EMODB) or a path to a .npy"),
+    Flag("recipe", "recipe", "optimisation", "defaults of loss, protocol, dropout, epoch, batch size, smoothing"),
+    Flag("loss", "loss", "optimisation",
+         "npair: L2-normalised embedding + N-pair loss (seed); ce: softmax + cross-entropy (paper)"),
+    Flag("epoch", "epoch", "optimisation", "epochs per fold (Ctrl-C stops cleanly)"),
+    Flag("batch_size", "batch_size", "optimisation", "global batch size"),
+    Flag("lr", "lr", "optimisation", "Adam learning rate"),
+    Flag("beta1", "beta1", "optimisation", "Adam beta_1"),
+    Flag("beta2", "beta2", "optimisation", "Adam beta_2"),
+    Flag("label_smoothing", "label_smoothing", "optimisation", "smoothing of the training labels"),
+    Flag("random_seed", "random_seed", "optimisation", "seeds Python, NumPy, TensorFlow and the splits"),
+    Flag("filter_size", "architecture.filters", "architecture", "channels of every convolution"),
+    Flag("kernel_size", "architecture.kernel_size", "architecture", "kernel size of the dilated convolutions"),
+    Flag("stack_size", "architecture.stack_size", "architecture", "repetitions of the dilation stack"),
+    Flag("dilation_size", "architecture.dilation_size", "architecture",
+         "temporal-aware blocks per branch, dilations 1..2^(n-1) (IEMOCAP: 10)"),
+    Flag("dropout", "architecture.dropout", "architecture", "spatial dropout inside the blocks"),
+    Flag("activation", "architecture.activation", "architecture", "activation inside the temporal-aware blocks"),
+    Flag("bidirection", "architecture.bidirection", "architecture",
+         "use the backward (time-reversed) branch too, as the paper does"),
+    Flag("protocol", "protocol", "protocol",
+         "holdout: stratified 90/10 (seed); kfold: --split_fold CV (paper); loso: leave one speaker out"),
+    Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
+    Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
+    Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
+    Flag("gpu", "gpu", "devices", "GPU index or comma-separated list (several: mirrored); -1: CPU"),
+    Flag("mixed_precision", "mixed_precision", "devices", "float16 compute (GPUs only)"),
+    Flag("model_path", "model_path", "outputs", "where training writes its run folder"),
+    Flag("result_path", "result_path", "outputs", "where reports and figures go"),
+    Flag("log_dir", "log_dir", "outputs", "TensorBoard logs go to <log_dir>/<time>/"),
+    Flag("histogram_freq", "histogram_freq", "outputs", "TensorBoard weight histograms every N epochs (0: none)"),
+)
+FLAG_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
+_FLAG_BY_FIELD: dict[str, str] = {f.field.removeprefix("architecture."): f.name for f in FLAGS}
+
+
+def flag_of(field_name: str) -> str:
+    """``filters`` -> ``--filter_size``: how users name a field."""
+    return f"--{_FLAG_BY_FIELD.get(field_name, field_name)}"
+
+
+def default_of(flag: Flag) -> Any:
+    """A flag's default, read from the dataclasses (for ``--help``)."""
+    if flag.field.startswith("architecture."):
+        return _field_default(ArchitectureConfig, flag.field.split(".", 1)[1])
+    return _field_default(TrainingConfig, flag.field)
+
+
+def _field_default(cls: type, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
+
+
+def make_config(given: Mapping[str, Any] | None = None) -> TrainingConfig:
+    """A validated configuration: the defaults, then the recipe, then what was given.
+
+    ``given`` maps flag names (``filter_size``, ``dropout``, ...) or field names to
+    values; only what the user set explicitly belongs there. The number of dilations
+    defaults per corpus (``corpora.default_dilations``) unless given.
+    """
+    given = dict(given or {})
+    unknown = [k for k in given if k not in FLAG_BY_NAME and k not in _FLAG_BY_FIELD]
+    if unknown:
+        raise UserError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values = {FLAG_BY_NAME[k].field.removeprefix("architecture.") if k in FLAG_BY_NAME else k: v
+              for k, v in given.items()}
+    recipe_name = values.get("recipe", DEFAULT_RECIPE)
+    if recipe_name not in RECIPES:
+        raise ConfigError("recipe", recipe_name, f"choose from {', '.join(RECIPES)}")
+    recipe = dataclasses.asdict(RECIPES[recipe_name])
+    if "loss" in values and values["loss"] != recipe["loss"] and values["loss"] in LOSS_LABEL_SMOOTHING:
+        recipe["label_smoothing"] = LOSS_LABEL_SMOOTHING[values["loss"]]
+    merged = {**recipe, **values}
+    data = merged.get("data", _field_default(TrainingConfig, "data"))
+    if "dilation_size" not in merged:
+        name = Path(str(data)).stem if str(data).endswith(".npy") else str(data)
+        merged["dilation_size"] = corpora.default_dilations(name)
+    return TrainingConfig().replace(**merged)

@@ -1,10 +1,9 @@
-"""Repository-rooted paths, so every command works from any working directory."""
+"""The project root and its folders, so every command works from any working directory."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
 
 
 def _project_root() -> Path:
@@ -30,10 +29,11 @@ LOG_DIR: Path = REPO_ROOT / "log"
 ESD_DIR: Path = DATA_DIR / "Emotional_Speech_Dataset"
 
 
-def resolve(path: str | Path, base: Path = REPO_ROOT) -> Path:
-    """Resolve a user path: absolute paths and paths that exist from the current
-    directory are kept; anything else is taken relative to ``base``."""
+def resolve(path: str | Path, base: Path | None = None) -> Path:
+    """A project path: absolute paths are kept; relative ones are taken from ``base``
+    (default: the project root). Paths a user types are made absolute from the
+    current folder first (``timnet.cli.common.user_path``)."""
     p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p.resolve()
-    return (base / p).resolve()
+    if p.is_absolute():
+        return p
+    return ((base or REPO_ROOT) / p).absolute()

@@ -1,0 +1,140 @@
+"""The ``timnet`` command: ``timnet train|test|predict|export|extract|mix|figures|demo-corpus``.
+
+Each subcommand's ``--help`` lists only its own flags, grouped. The seed's
+``python main.py --mode ...`` is the same commands behind one parser
+(:mod:`timnet.cli.legacy`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from timnet import __version__
+from timnet.cli import features
+from timnet.cli.common import run_command
+from timnet.cli.options import Parser, add_config_flags, architecture_overrides, epilog, given_settings, groups
+
+TEST_CONFIG_FLAGS = ("data", "random_seed", "gpu", "model_path", "result_path", "loss", "filter_size", "kernel_size",
+                     "stack_size", "dilation_size", "activation", "bidirection")
+
+
+def add_train(parser: argparse.ArgumentParser) -> None:
+    g = groups(parser, ("data", "architecture", "optimisation", "protocol", "devices", "outputs"))
+    add_config_flags(parser, None, g)  # every configuration flag
+    g["outputs"].add_argument("--no_figures", action="store_true", help="skip the PNG figures")
+
+
+def add_test(parser: argparse.ArgumentParser) -> None:
+    g = groups(parser, ("data", "model", "architecture", "devices", "outputs"))
+    g["model"].add_argument("--test_path", help="weights file, .keras file or run folder (default: the seed's "
+                                                "published weights when present, else the newest run)")
+    add_config_flags(parser, TEST_CONFIG_FLAGS, {**g, "optimisation": g["model"], "protocol": g["model"]})
+    g["outputs"].add_argument("--no_figures", action="store_true", help="skip the PNG figures")
+
+
+def add_predict(parser: argparse.ArgumentParser) -> None:
+    g = groups(parser, ("model", "audio", "architecture", "devices", "outputs"))
+    g["model"].add_argument("--test_path", required=True, help="a .keras file, a weights .hdf5 or a run folder")
+    g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
+    g["model"].add_argument("--data", default="INTERSECT",
+                            help="corpus whose class names a model file without labels uses")
+    g["audio"].add_argument("--wav", required=True, help="an audio file or a folder (searched recursively)")
+    g["audio"].add_argument("--window_hop", type=float, default=None,
+                            help="score overlapping windows this many seconds apart")
+    g["audio"].add_argument("--jobs", type=int, default=None, help="worker processes for the MFCCs")
+    add_config_flags(parser, ("filter_size", "kernel_size", "stack_size", "dilation_size", "activation",
+                              "bidirection", "loss", "gpu", "result_path"), {**g, "optimisation": g["model"]})
+
+
+def add_export(parser: argparse.ArgumentParser) -> None:
+    g = groups(parser, ("model", "data", "outputs"))
+    g["model"].add_argument("--test_path", required=True, help="a weights .hdf5, a .keras file or a run folder")
+    g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
+    g["outputs"].add_argument("--output", required=True, help="the .keras file to write")
+    g["outputs"].add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    add_config_flags(parser, ("data", "random_seed"), {**g, "optimisation": g["data"]})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from timnet.cli.train_test import run_train as run
+
+    return run(args)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from timnet.cli.train_test import run_test as run
+
+    return run(args)
+
+
+def model_file_args(args: argparse.Namespace) -> argparse.Namespace:
+    """What predict and export take: their own flags plus the checks and resolved paths."""
+    from timnet import paths
+    from timnet.config import TrainingConfig
+
+    given = given_settings(args)
+    defaults = TrainingConfig()
+    return argparse.Namespace(
+        test_path=getattr(args, "test_path", None), wav=getattr(args, "wav", None),
+        window_hop=getattr(args, "window_hop", None), jobs=getattr(args, "jobs", None),
+        fold=getattr(args, "fold", None), output=getattr(args, "output", None),
+        data=given.get("data", getattr(args, "data", None) or defaults.data),
+        result_path=paths.resolve(given.get("result_path", defaults.result_path)),
+        random_seed=given.get("random_seed", defaults.random_seed),
+        overwrite=getattr(args, "overwrite", False), overrides=architecture_overrides(args),
+        gpu=given.get("gpu", defaults.gpu),
+    )
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from timnet.cli.predict_export import run_predict as run
+
+    return run(model_file_args(args))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from timnet.cli.predict_export import run_export as run
+
+    return run(model_file_args(args))
+
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str, str]
+COMMANDS: dict[str, Command] = {
+    "train": (add_train, run_train, "train TIM-Net under a protocol and evaluate every fold",
+              "timnet train --recipe paper --data EMODB --bidirection"),
+    "test": (add_test, run_test, "test trained or downloaded weights on a feature file",
+             "timnet test --data EMODB --test_path Test_Models/EMODB_46"),
+    "predict": (add_predict, run_predict, "the emotion of your own recordings",
+                "timnet predict --test_path Test_Models/<run>/weights_best.keras --wav my_recordings/"),
+    "export": (add_export, run_export, "a weights file -> one portable .keras file",
+               "timnet export --test_path Test_Models/EMODB_46/10-fold_weights_best_1.hdf5 --data EMODB "
+               "--output EMODB_fold1.keras"),
+    "extract": (features.add_extract, features.run_extract, "a corpus as published -> MFCC/<NAME>.npy",
+                "timnet extract --corpus EMODB --input data/EMODB"),
+    "mix": (features.add_mix, features.run_mix, "merge the corpora in MFCC/ into MFCC/INTERSECT.npy",
+            "timnet mix"),
+    "figures": (features.add_figures, features.run_figures, "draw Fig/architecture.png from the model",
+                "timnet figures architecture --output Fig/architecture.png"),
+    "demo-corpus": (features.add_demo_corpus, features.run_demo_corpus,
+                    "write a synthetic corpus in the ESD layout (no download)", "timnet demo-corpus"),
+}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="timnet", description="TIM-Net for speech emotion recognition.")
+    parser.add_argument("--version", action="version", version=f"timnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for name, (add, _, summary, example) in COMMANDS.items():
+        add(sub.add_parser(name, help=summary, description=summary, epilog=epilog(example)))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``timnet`` console command (also ``python -m timnet``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run_command(lambda: COMMANDS[args.command][1](args))
+

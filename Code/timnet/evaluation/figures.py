@@ -15,10 +15,8 @@ CLI: ``python Code/figures.py architecture [--output Fig/architecture.png] ...``
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +33,6 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: 
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from timnet.features.files import atomic_path  # noqa: E402
-from timnet.paths import FIG_DIR, resolve  # noqa: E402
 
 DPI = 100
 _UMASK = os.umask(0)
@@ -675,50 +672,3 @@ def plot_tsne(
     subtitle = f"t-SNE of {n} fused {x.shape[1]}-d features (perplexity {perplexity:.1f}, seed {seed})"
     ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=12)
     return _save(fig, path)
-
-
-# --------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="figures.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    arch = sub.add_parser("architecture", help="draw the TIM-Net diagram from the model definition")
-    arch.add_argument("--output", default=str(FIG_DIR / "architecture.png"), help="PNG to write")
-    arch.add_argument("--filters", type=_positive, default=39)
-    arch.add_argument("--kernel_size", type=_positive, default=2)
-    arch.add_argument("--dilation_size", type=_positive, default=8)
-    arch.add_argument("--stack_size", type=_positive, default=1)
-    arch.add_argument("--no-bidirection", dest="bidirection", action="store_false",
-                      help="forward branch only")
-    arch.add_argument("--head", choices=("softmax", "embedding"), default="softmax")
-    arch.add_argument("--num_classes", type=_positive, default=7)
-    arch.add_argument("--time_steps", type=_positive, default=188, help="frames of the input MFCC")
-    arch.add_argument("--feature_dim", type=_positive, default=39, help="MFCC coefficients per frame")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command == "architecture":
-        out = draw_architecture(
-            resolve(args.output), filters=args.filters, kernel_size=args.kernel_size,
-            dilation_size=args.dilation_size, stack_size=args.stack_size, bidirection=args.bidirection,
-            head=args.head, num_classes=args.num_classes, input_shape=(args.time_steps, args.feature_dim),
-        )
-        print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

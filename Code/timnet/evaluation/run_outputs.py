@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from timnet.features.files import atomic_path
 from timnet.evaluation.reports import EvaluationReport
+from timnet.features.files import atomic_path
 
 TSNE_MAX_POINTS = 2000
 

@@ -34,13 +34,10 @@ is always refused, ``--force`` or not: pick another ``--output``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import multiprocessing
 import os
-import sys
-import time
 import wave
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +50,6 @@ from scipy import signal
 from tqdm import tqdm
 
 from timnet.errors import UserError
-from timnet.paths import ESD_DIR, resolve
 
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "DEMO_CORPUS.json"
@@ -664,49 +660,3 @@ def _describe(settings: dict) -> str:
         f"speakers={settings.get('speakers')}, train={ps.get('train')}, test={ps.get('test')}, "
         f"evaluation={ps.get('evaluation')}, seed={settings.get('seed')}, sample_rate={settings.get('sample_rate')}"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description="Write a synthetic emotional-speech corpus in the ESD layout (no download needed).",
-    )
-    p.add_argument("--output", default=str(ESD_DIR), help="corpus folder (default: data/Emotional_Speech_Dataset)")
-    p.add_argument("--speakers", type=int, default=5, help="number of speakers, alternating female/male (default 5)")
-    for split in ("train", "test", "evaluation"):
-        p.add_argument(f"--{split}", type=int, default=DEFAULT_PER_SPLIT[split],
-                       help=f"{split} utterances per speaker and emotion (default {DEFAULT_PER_SPLIT[split]})")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed gives identical files (default 0)")
-    p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000, like ESD)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--force", action="store_true", help="replace a demo corpus made with other settings")
-    args = p.parse_args(argv)
-    try:
-        root = resolve(args.output)
-        t0 = time.perf_counter()
-        counts = generate_corpus(
-            root,
-            speakers=args.speakers,
-            per_split={"train": args.train, "test": args.test, "evaluation": args.evaluation},
-            seed=args.seed,
-            sample_rate=args.sample_rate,
-            jobs=args.jobs,
-            force=args.force,
-            progress=True,
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    dt = time.perf_counter() - t0
-    ps = counts["per_split"]
-    print(
-        f"demo corpus: {counts['root']}\n"
-        f"  {counts['speakers']} speakers x {counts['emotions']} emotions: {counts['files']} files "
-        f"(train {ps['train']}, test {ps['test']}, evaluation {ps['evaluation']}), {args.sample_rate} Hz mono int16\n"
-        f"  written {counts['written']} ({counts['written_seconds']} s of audio), "
-        f"already present {counts['skipped']}, in {dt:.1f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,6 @@ and skipped; the file is written under a temporary name and renamed when complet
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -20,13 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from timnet.features import corpus_prep
-from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH, SEED_SIGNAL_LENGTH, corpus_key
-from timnet.features.corpus_prep import CorpusSpec, Utterance, esd, generic
 from timnet.errors import UserError
+from timnet.features.corpus_prep import CorpusSpec, Utterance
 from timnet.features.files import write_npy_dict
-from timnet.features.mfcc import Failure, default_jobs, extract_many
-from timnet.paths import MFCC_DIR, resolve
+from timnet.features.mfcc import Failure, extract_many
 
 
 @dataclass
@@ -95,89 +91,3 @@ def print_report(report: ExtractionReport) -> None:
     """One summary line: file, shape, per-class counts, skipped files."""
     counts = ", ".join(f"{c} {n}" for c, n in report.class_counts.items())
     print(f"wrote {report.output}: x {report.shape}; {counts}; skipped {len(report.failures)} file(s)")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", required=True, help=f"one of {', '.join(corpus_prep.CHOICES)}")
-    parser.add_argument("--input", required=True, help="corpus folder as published (relative paths: cwd, else repo root)")
-    parser.add_argument("--output", default=str(MFCC_DIR), help="folder for <NAME>.npy (default: MFCC/)")
-    parser.add_argument("--name", help="output name (default: the corpus' name, e.g. RAVDE; generic: the folder name)")
-    parser.add_argument("--mean_signal_length", type=positive_int,
-                        help="samples per utterance at 22 050 Hz (default: the paper's value for the corpus)")
-    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), help="worker processes (default: all cores)")
-    parser.add_argument("--classes", help="generic: comma-separated class folders, in column order")
-    parser.add_argument("--split", default="train", choices=esd.SPLITS, help="ESD: which split (default train)")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def spec_from_args(args: argparse.Namespace, root: Path) -> CorpusSpec:
-    """The parser the options ask for, with name and signal length overrides applied."""
-    if args.corpus.lower() == "generic":
-        name = args.name or root.name
-        try:
-            known = corpus_key(name)
-        except KeyError:
-            known = None
-        if args.classes:
-            classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-        elif known is not None:
-            classes = CLASS_LABELS[known]
-        else:
-            classes = generic.class_folders(root)
-        if len(set(classes)) != len(classes):
-            raise UserError(f"--classes lists a class twice: {args.classes}")
-        default_length = MEAN_SIGNAL_LENGTH.get(known or "", SEED_SIGNAL_LENGTH)
-        return generic.spec(name, classes, args.mean_signal_length or default_length)
-    if args.classes:
-        raise UserError("--classes is only for --corpus generic (published layouts fix their classes)")
-    spec = corpus_prep.get_spec(args.corpus)
-    if spec.name.startswith("ESD"):
-        spec = esd.spec(args.split, spec.mean_signal_length)
-    return CorpusSpec(
-        args.name or spec.name, spec.classes, args.mean_signal_length or spec.mean_signal_length,
-        spec.list_utterances, spec.layout,
-    )
-
-
-def check_output_dir(output: Path) -> Path:
-    """Refuse an output path that is an existing file before any work is done."""
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{output}: --output must be a folder, not a file")
-    return output
-
-
-def check_name(name: str) -> str:
-    """Output names become file names: no folders, no empty names."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise UserError(f"--name '{name}' must be a plain file name such as EMODB")
-    return name
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        root = resolve(args.input)
-        if not root.is_dir():
-            raise UserError(f"{args.input}: input folder not found (give the corpus folder with --input)")
-        output = check_output_dir(resolve(args.output))
-        spec = spec_from_args(args, root)
-        check_name(spec.name)
-        report = extract_corpus(spec, root, output, args.jobs, progress=not args.no_progress)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print_report(report)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

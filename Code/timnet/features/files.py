@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from timnet.errors import UserError
+from timnet.features import corpora
 
 # (module, name) pairs a numpy object-array pickle legitimately refers to.
 _ALLOWED_GLOBALS = {
@@ -153,6 +154,19 @@ class FeatureSet:
         """Integer class of every utterance."""
         return np.argmax(self.y, axis=1)
 
+    @property
+    def mean_signal_length(self) -> int:
+        """Samples per utterance the features were made from: the file's record, else the
+        known corpus length that gives its frame count (T = 1 + L // 512)."""
+        stored = self.extra.get("mean_signal_length")
+        if stored is not None:
+            return int(stored)
+        frames = self.x.shape[1]
+        for length in (corpora.SEED_SIGNAL_LENGTH, *corpora.MEAN_SIGNAL_LENGTH.values()):
+            if 1 + length // corpora.HOP_LENGTH == frames:
+                return length
+        return (frames - 1) * corpora.HOP_LENGTH
+
 
 def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None) -> FeatureSet:
     """Load and validate a feature file. ``class_labels`` comes from the file's
@@ -207,3 +221,41 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
         x=x, y=y.astype(np.float32, copy=False), class_labels=tuple(class_labels),
         name=path.stem, path=path, speakers=optional("speaker"), files=optional("path"), extra=extra,
     )
+
+
+def describe_existing(path: Path) -> str | None:
+    """``"ESD_train.npy (500 utterances)"`` for a feature file about to be replaced, else None."""
+    if not path.is_file():
+        return None
+    try:
+        obj = read_npy(path)
+        count = f"{len(obj['x'])} utterances"
+    except (UserError, KeyError, TypeError):
+        count = "unreadable"
+    return f"{path.name} ({count})"
+
+
+def data_file(data: str) -> Path:
+    """``--data``: ``EMODB`` -> ``<root>/MFCC/EMODB.npy``; a path ending in ``.npy`` is
+    taken from the current folder."""
+    if data.endswith(".npy"):
+        return Path(data).expanduser().absolute()
+    if "/" in data or "\\" in data or "." in Path(data).name:
+        raise UserError(f"--data {data}: expected a corpus name in MFCC/ (such as EMODB) or a path to a .npy "
+                        "feature file (made by timnet extract)")
+    from timnet import paths
+
+    return paths.MFCC_DIR / f"{data}.npy"
+
+
+def load_data(data: str) -> FeatureSet:
+    """The feature file ``--data`` names, validated (fails before TensorFlow loads)."""
+    path = data_file(data)
+    try:
+        labels = corpora.class_labels_for(path.stem)
+    except KeyError:
+        labels = None
+    if not path.is_file():
+        hint = "run the feature extraction first (see README)" if labels else "check the name or give a path"
+        raise UserError(f"{path}: feature file not found for --data {data}; {hint}")
+    return load_features(path, labels)

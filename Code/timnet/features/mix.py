@@ -12,7 +12,6 @@ missing frames before, the rest after).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +19,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Code"))
-
-from timnet.features.corpora import CLASS_LABELS, INTERSECT_MAP, corpus_key  # noqa: E402
-from timnet.errors import UserError  # noqa: E402
-from timnet.features.files import FeatureSet, load_features, read_npy, write_npy_dict  # noqa: E402
-from timnet.paths import MFCC_DIR, resolve  # noqa: E402
+from timnet.errors import UserError
+from timnet.features.corpora import CLASS_LABELS, INTERSECT_MAP, corpus_key
+from timnet.features.files import FeatureSet, load_features, read_npy
 
 INTERSECT_CLASSES: tuple[str, ...] = CLASS_LABELS["INTERSECT"]
 EXCLUDED_SUFFIXES = ("test.npy", "evaluation.npy")
@@ -138,39 +134,3 @@ def load_inputs(paths: Sequence[Path]) -> list[FeatureSet]:
 def class_counts(y: np.ndarray) -> str:
     counts = y.sum(axis=0).astype(int)
     return ", ".join(f"{c} {n}" for c, n in zip(INTERSECT_CLASSES, counts))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mfcc_dir", default=str(MFCC_DIR), help="folder of <NAME>.npy files (default: MFCC/)")
-    parser.add_argument("--output", help="merged file (default: <mfcc_dir>/INTERSECT.npy)")
-    args = parser.parse_args(argv)
-    try:
-        mfcc_dir = resolve(args.mfcc_dir)
-        if not mfcc_dir.is_dir():
-            raise UserError(f"{args.mfcc_dir}: feature folder not found (give it with --mfcc_dir)")
-        output = resolve(args.output) if args.output else mfcc_dir / OUTPUT_NAME
-        if output.is_dir():
-            raise UserError(f"{output}: --output must be a file name, not a folder")
-        paths = find_inputs(mfcc_dir, output)
-        if not paths:
-            raise UserError(
-                f"{mfcc_dir}: no feature file to merge (extract corpora first: "
-                "Code/extract_features.py, Code/esd_2_npy.py)"
-            )
-        sets = load_inputs(paths)
-        data = mix(sets)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    for fs in sets:
-        mine = data["corpus"] == fs.name
-        print(f"{fs.name}: {len(fs.y)} utterances, {int(mine.sum())} kept, T {fs.x.shape[1]} "
-              f"({class_counts(data['y'][mine])})")
-    write_npy_dict(output, data)
-    print(f"wrote {output}: x {data['x'].shape}; {class_counts(data['y'])}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

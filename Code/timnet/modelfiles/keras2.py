@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from timnet.network import layers as TIMNET
-from timnet.errors import UserError
 from timnet.features.files import atomic_path
 from timnet.jsonable import json_default
+from timnet.modelfiles.loading import DESCRIBE, override_conflict
+from timnet.modelfiles.metadata import ModelFileError
+from timnet.network import layers as TIMNET
 
 LEGACY_TYPES = (TIMNET.LEGACY_CONV, TIMNET.LEGACY_BN, TIMNET.LEGACY_FUSION, TIMNET.LEGACY_DENSE)
 # Keras 2's weight order inside a layer, by weight name.
@@ -48,7 +49,7 @@ ARCH_KEYS = ("bidirection", "dilation_size", "stack_size", "filters", "kernel_si
 _NAME_RE = re.compile(r"^(?P<kind>.*?)(?:_(?P<index>\d+))?$")
 
 
-class LegacyWeightsError(UserError):
+class LegacyWeightsError(ModelFileError):
     """A weights file that cannot be read, is not TIM-Net's, or does not fit the model or data."""
 
 
@@ -334,21 +335,8 @@ def _input_frames(wf: WeightFile) -> int | None:
     return None
 
 
-_DESCRIBE = {
-    "bidirection": lambda v: "a bi-directional network" if v else "a forward-only network",
-    "dilation_size": lambda v: f"{v} dilations",
-    "stack_size": lambda v: f"{v} stacks",
-    "filters": lambda v: f"{v} filters",
-    "kernel_size": lambda v: f"kernel size {v}",
-    "n_mfcc": lambda v: f"{v} input MFCCs",
-    "head": lambda v: f"the {v} head",
-    "num_classes": lambda v: f"{v} classes",
-    "activation": lambda v: f"activation {v}",
-}
-
-
 def build_model_from_weights(
-    path: str | Path, input_shape: tuple[int | None, int] | None = None, overrides: dict[str, Any] | None = None
+    path: WeightFile | str | Path, input_shape: tuple[int | None, int] | None = None, overrides: dict[str, Any] | None = None
 ) -> tuple[Any, WeightFile, dict[str, Any]]:
     """Build the TIM-Net that a weights file describes and load it.
 
@@ -358,7 +346,7 @@ def build_model_from_weights(
     ``dropout`` (and ``activation`` when the file does not record it) pass through.
     The time axis is ``input_shape[0]``, else the metadata's, else variable.
     """
-    wf = read_weight_file(path)
+    wf = path if isinstance(path, WeightFile) else read_weight_file(path)
     arch = infer_architecture(wf)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     recorded = (wf.metadata or {}).get("architecture")
@@ -376,10 +364,8 @@ def build_model_from_weights(
     for key, value in given.items():
         if key == "num_classes" and arch["num_classes"] is None:
             continue  # an embedding head has no class count in its weights
-        if key in _DESCRIBE and arch.get(key) != value:
-            raise LegacyWeightsError(
-                f"{wf.path}: --{key} {value} but the weights file has {_DESCRIBE[key](arch.get(key))}"
-            )
+        if key in DESCRIBE and arch.get(key) != value:
+            raise LegacyWeightsError(override_conflict(wf.path, key, value, arch.get(key), "the weights file"))
     if input_shape is not None:
         check_compatible(arch, int(input_shape[-1]), None, wf.path)
         frames = input_shape[0]

@@ -31,13 +31,18 @@ Layers:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import keras
 from keras import ops
 
+from timnet.config import HEADS, ArchitectureConfig
+
 logger = logging.getLogger(__name__)
+# The layer's defaults are the configuration's (one source of truth).
+_ARCH = ArchitectureConfig()
 
 # Keras 2 layer-type names used by the original files, in creation order.
 LEGACY_CONV = "conv1d"
@@ -339,13 +344,13 @@ class TIMNet(keras.layers.Layer):
 
     def __init__(
         self,
-        filters: int = 39,
-        kernel_size: int = 2,
-        stack_size: int = 1,
-        dilation_size: int = 8,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        bidirection: bool = True,
+        filters: int = _ARCH.filters,
+        kernel_size: int = _ARCH.kernel_size,
+        stack_size: int = _ARCH.stack_size,
+        dilation_size: int = _ARCH.dilation_size,
+        dropout: float = _ARCH.dropout,
+        activation: str = _ARCH.activation,
+        bidirection: bool = _ARCH.bidirection,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -484,34 +489,28 @@ class L2Normalize(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-HEADS = ("softmax", "embedding")
 
 
 def build_timnet_model(
-    input_shape: tuple[int, int],
+    input_shape: tuple[int | None, int],
     num_classes: int,
+    architecture: ArchitectureConfig | None = None,
     head: str = "softmax",
-    filters: int = 39,
-    kernel_size: int = 2,
-    stack_size: int = 1,
-    dilation_size: int = 8,
-    dropout: float = 0.1,
-    activation: str = "relu",
-    bidirection: bool = True,
     name: str = "TIMNet",
+    **fields: Any,
 ) -> keras.Model:
     """The full classifier: TIM-Net -> dynamic fusion -> head.
 
     ``head="softmax"`` is the paper's Dense(C, softmax); ``head="embedding"`` is the
     seed's L2-normalised fused vector (classified by cosine similarity to class
     centroids). The fused vector is the output of the layer named ``fusion``.
+    ``fields`` override single fields of ``architecture`` (``dilation_size=4``).
     """
     if head not in HEADS:
         raise ValueError(f"unknown head '{head}' (choose from {', '.join(HEADS)})")
+    arch = dataclasses.replace(architecture or ArchitectureConfig(), **fields)
     inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
-    multi_scale = TIMNet(
-        filters, kernel_size, stack_size, dilation_size, dropout, activation, bidirection, name="timnet"
-    )(inputs)
+    multi_scale = TIMNet(**arch.as_dict(), name="timnet")(inputs)
     fused = DynamicFusion(name="fusion")(multi_scale)
     # Under a mixed-precision policy the head (softmax / normalisation) runs in float32.
     head_dtype = {"dtype": "float32"} if keras.config.dtype_policy().name.startswith("mixed") else {}

@@ -12,22 +12,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from timnet import keras_compat
+from timnet.config import parse_gpu_list
 from timnet.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-
-def parse_gpu_list(gpu: str | None) -> list[int] | None:
-    """``"0"`` -> [0]; ``"0,1"`` -> [0, 1]; ``"-1"``/``"cpu"``/``""`` -> [] (CPU only)."""
-    if gpu is None:
-        return None
-    text = str(gpu).strip().lower()
-    if text in ("", "-1", "cpu", "none"):
-        return []
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"--gpu '{gpu}': expected a device index or a comma-separated list such as 0,1") from None
 
 
 def configure_devices(gpu: str | None = "0", quiet: bool = False) -> tf.distribute.Strategy:
@@ -54,7 +43,7 @@ def configure_devices(gpu: str | None = "0", quiet: bool = False) -> tf.distribu
     if not selected and not quiet:
         print("No GPU in use: running on the CPU.")
     if _multi_worker_cluster():
-        _patch_keras_multi_worker_reduce()
+        keras_compat.patch_multi_worker_reduce()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(selected) > 1:
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(len(selected))])
@@ -100,31 +89,3 @@ def worker_scratch_dir(strategy: tf.distribute.Strategy) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"timnet_{task}_"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
-
-
-def _patch_keras_multi_worker_reduce() -> None:
-    """Keras 3's fit/evaluate average the per-step logs of a multi-worker run with
-    ``strategy.reduce("MEAN", v, axis=0)``, which fails on the scalar loss and metrics
-    ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow#72388).
-    Scalars are averaged over the workers without an axis; everything else goes to
-    Keras unchanged. Applied once, only when a multi-worker strategy is made."""
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
-
-    original = trainer.reduce_per_replica
-    if getattr(original, "timnet_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):  # noqa: ANN001, ANN202 (Keras' signature)
-        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
-            return original(values, strategy, reduction)
-
-        def one(v):  # noqa: ANN001, ANN202
-            if getattr(v, "shape", None) is not None and v.shape.rank == 0:
-                return strategy.reduce("MEAN", v, axis=None)
-            return original(v, strategy, reduction)
-
-        return tree.map_structure(one, values)
-
-    reduce_per_replica.timnet_patched = True
-    trainer.reduce_per_replica = reduce_per_replica

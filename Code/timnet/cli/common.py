@@ -1,0 +1,60 @@
+"""What every command shares: path rule, argument types, and the one error policy.
+
+Exit codes: 0 success (an interrupted training that saved and evaluated weights too),
+1 an unexpected internal error (the only case with a traceback), 2 a usage or input
+error (one ``error:`` line), 130 interrupted before anything could be saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from timnet.errors import UserError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PATH_RULE = ("Paths you give are taken from the current folder; --data NAME (no .npy) and the default folders "
+             "(MFCC/, Test_Models/, Results/, log/, data/) are under the project root: the repository when run "
+             "from its checkout, else $TIMNET_HOME or the current folder.")
+ISSUES_URL = "https://github.com/ (the project's issue tracker)"
+
+
+def user_path(text: str | Path) -> Path:
+    """A path the user gave: absolute, or relative to the current folder."""
+    return Path(text).expanduser().absolute()
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run a command under the error policy above."""
+    try:
+        return command()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SystemExit:
+        raise
+    except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
+        traceback.print_exc()
+        print("error: an internal error stopped the command (the traceback above); please report it with the "
+              "command line and the versions (python -m pip list)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, and examples kept as written."""

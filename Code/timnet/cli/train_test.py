@@ -1,0 +1,130 @@
+"""``train`` and ``test``: parse into the configuration, run, print and write the reports."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from pathlib import Path
+
+from timnet import paths
+from timnet.cli.common import user_path
+from timnet.cli.options import architecture_overrides, config_from_args
+from timnet.config import TrainingConfig
+from timnet.errors import UserError
+from timnet.features.files import load_data
+
+SEED_TEST_PATH = "Test_Models/INTERSECT_46_dilation_8_dropout_05_add_esd_npairLoss"
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds, and deterministic kernels on the CPU."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if not tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+
+
+def enable_mixed_precision() -> None:
+    import keras
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        print("--mixed_precision ignored: no GPU in use (float16 is slower on the CPU).")
+
+
+def elapsed(start: float) -> str:
+    return str(dt.timedelta(seconds=round(time.time() - start)))
+
+
+def print_written(folder: Path, written: dict[str, Path]) -> None:
+    """Where the reports and figures of a run are."""
+    print(f"Reports in {folder}:")
+    for path in sorted(set(written.values())):
+        print(f"  {path}")
+
+
+def excel_name(config: TrainingConfig, kind: str, war: float, folder: Path) -> str:
+    """The original's workbook name: ``<data>_<kind>_<WAR>_<seed>_<time>.xlsx``."""
+    return f"{config.data_name}_{kind}_{war:.4f}_{config.random_seed}_{folder.name[-15:]}.xlsx"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    start = time.time()
+    config = config_from_args(args)  # impossible settings fail before anything loads
+    features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+
+    from timnet.evaluation.run_outputs import write_test_outputs, write_train_outputs
+    from timnet.training.devices import configure_devices, is_chief
+    from timnet.training.loop import train
+
+    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
+                            log_dir=paths.resolve(config.log_dir))
+    strategy = configure_devices(config.gpu)
+    if config.mixed_precision:
+        enable_mixed_precision()
+    seed_everything(config.random_seed)
+    arch = config.architecture
+    print(f"Data {features.path}: {features.x.shape[0]} utterances x {features.x.shape[1]} frames x "
+          f"{features.x.shape[2]} MFCCs, classes {', '.join(features.class_labels)}")
+    print(f"Recipe: {config.loss} loss, {config.protocol} protocol, dropout {arch.dropout}, "
+          f"{config.epoch} epochs, batch {config.batch_size}, seed {config.random_seed}")
+    outcome = train(config, features, strategy)
+    if not is_chief(strategy):
+        return 0
+    print(f"\nTraining finished in {elapsed(start)}; weights in {outcome.model_dir}")
+    outcome.report.print()
+    figures = not getattr(args, "no_figures", False)
+    written = write_train_outputs(outcome, figures=figures)
+    kind = {"kfold": f"{config.split_fold}fold", "holdout": "holdout", "loso": "loso"}[config.protocol]
+    name = excel_name(config, kind, outcome.report.summary()["WAR"], outcome.result_dir)
+    written = write_test_outputs(outcome.report, outcome.result_dir, excel_name=name, figures=figures,
+                                 already=written)
+    print_written(outcome.result_dir, written)
+    return 0
+
+
+def default_test_path(model_path: Path) -> Path:
+    """The seed's published weights when downloaded, else the newest run under ``model_path``."""
+    seed = paths.resolve(SEED_TEST_PATH)
+    if seed.exists():
+        return seed
+    runs = [p for p in model_path.glob("*") if p.is_dir() and any(p.glob("*.hdf5"))] if model_path.is_dir() else []
+    if not runs:
+        raise UserError(f"no --test_path given and no trained run under {model_path}: train first, or download "
+                        f"the published weights to {SEED_TEST_PATH}")
+    newest = max(runs, key=lambda p: p.stat().st_mtime)
+    print(f"Testing the newest run: {newest}")
+    return newest
+
+
+def run_test(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    overrides = architecture_overrides(args)
+    features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+
+    from timnet.evaluation.run_outputs import write_test_outputs
+    from timnet.evaluation.testing import test
+    from timnet.training.devices import configure_devices
+    from timnet.training.loop import timestamp
+
+    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path))
+    configure_devices(config.gpu)
+    seed_everything(config.random_seed)
+    test_path = user_path(args.test_path) if getattr(args, "test_path", None) else default_test_path(config.model_path)
+    figures = not getattr(args, "no_figures", False)
+    report = test(config, features, test_path, overrides, with_fused=figures)
+    result_dir = config.result_path / f"{config.data_name}_test_{timestamp()}"
+    print(f"Test of {test_path} on {features.path} ({len(features.x)} utterances)")
+    report.print()
+    kind = f"{len(report.folds)}fold" if len(report.folds) > 1 else "test"
+    if report.folds and report.folds[0].name.startswith("speaker "):
+        kind = "loso"
+    name = excel_name(config, kind, report.summary()["WAR"], result_dir)
+    written = write_test_outputs(report, result_dir, excel_name=name, figures=figures)
+    print_written(result_dir, written)
+    return 0

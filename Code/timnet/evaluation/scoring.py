@@ -1,0 +1,86 @@
+"""Scoring trained networks: batched inference, class centroids, cosine scores, one fold's evaluation.
+
+The one place where embeddings become class scores: softmax models score with their
+probabilities, embedding (N-pair) models with the cosine similarity to class centroids.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from timnet.evaluation.reports import FoldResult
+from timnet.features.files import FeatureSet
+from timnet.network.layers import model_head
+
+
+def class_centroids(embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Mean embedding per class (zeros for a class with no sample)."""
+    centroids = np.zeros((num_classes, embeddings.shape[1]), dtype=np.float32)
+    for c in range(num_classes):
+        members = embeddings[labels == c]
+        if len(members):
+            centroids[c] = members.mean(axis=0)
+    return centroids
+
+
+def cosine_scores(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every embedding to every class centroid."""
+    e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
+    c = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)
+    return (e @ c.T).astype(np.float32)
+
+
+def predict_array(model: keras.Model, x: np.ndarray, index: np.ndarray | None = None,
+                  batch_size: int = 1024) -> np.ndarray:
+    """Model outputs for ``x[index]`` without copying the whole selection: large
+    batches through one compiled (graph) function per model, not eager calls."""
+    index = np.arange(len(x)) if index is None else index
+    if not len(index):
+        return np.zeros((0,))
+    predict = _predict_function(model)
+    outputs = [predict(np.asarray(x[index[i : i + batch_size]], dtype=np.float32))
+               for i in range(0, len(index), batch_size)]
+    return np.concatenate([keras.ops.convert_to_numpy(o) for o in outputs])
+
+
+_PREDICT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _predict_function(model: keras.Model) -> Any:
+    """A cached ``tf.function`` of the model in inference mode, any batch size. It runs
+    on this process's copy of the weights (no cross-worker collectives), so one
+    worker alone may call it."""
+    fn = _PREDICT_FUNCTIONS.get(model)
+    if fn is None:
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        fn = tf.function(lambda batch: ref()(batch, training=False), input_signature=[spec])
+        _PREDICT_FUNCTIONS[model] = fn
+    return fn
+
+
+def fusion_model(model: keras.Model) -> keras.Model:
+    """The sub-network that outputs the fused 39-d features (before the head)."""
+    return keras.Model(model.inputs, model.get_layer("fusion").output)
+
+
+def evaluate(model: keras.Model, features: FeatureSet, index: np.ndarray, fold: int, name: str,
+             centroids: np.ndarray | None, weights: str = "", with_fused: bool = False) -> FoldResult:
+    """Predict the utterances ``index`` and compare with their labels."""
+    outputs = predict_array(model, features.x, index)
+    y_true = features.labels[index]
+    embeddings = None
+    if model_head(model) == "softmax":
+        scores = outputs
+    else:
+        if centroids is None:
+            raise ValueError("an embedding model needs class centroids to classify")
+        embeddings, scores = outputs, cosine_scores(outputs, centroids)
+    fused = predict_array(fusion_model(model), features.x, index) if with_fused else None
+    return FoldResult(fold, name, np.asarray(index), y_true, np.argmax(scores, axis=1), scores, weights,
+                      embeddings, fused)

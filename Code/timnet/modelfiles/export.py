@@ -1,0 +1,87 @@
+"""A weights file (the original's or ours) or a ``.keras`` file -> one self-contained ``.keras`` file.
+
+An embedding (N-pair) model classifies by cosine similarity to class centroids; a file
+without them gets the centroids of its *training* utterances, found from the file name
+(``naming.describe_file``: hold-out split, k-fold fold, LOSO speaker) and the seed, so
+that exporting adds no information from the test data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from timnet.errors import UserError
+from timnet.features.files import FeatureSet
+from timnet.modelfiles.loading import data_name, load_model
+from timnet.modelfiles.metadata import ModelMetadata
+from timnet.modelfiles.naming import describe_file
+
+
+@dataclass
+class ExportResult:
+    """What was written, from what; ``centroids_note`` says where computed centroids came from."""
+
+    output: Path
+    source: Path
+    metadata: ModelMetadata
+    notes: list[str] = field(default_factory=list)
+    centroids_note: str | None = None
+
+
+def training_index(source: Path, features: FeatureSet, seed: int) -> tuple[np.ndarray, str]:
+    """The utterances a model was trained on, when its file name tells the protocol."""
+    from timnet.training.protocols import holdout_split, kfold_splits
+
+    info = describe_file(source)
+    n = len(features.x)
+    if info.protocol == "holdout":
+        return holdout_split(features.labels, seed)[0].train, f"the hold-out training split (seed {seed})"
+    if info.protocol == "kfold":
+        return (kfold_splits(n, info.folds, seed)[info.fold - 1].train,
+                f"the training part of fold {info.fold} of {info.folds} (seed {seed})")
+    if info.protocol == "loso" and features.speakers is not None:
+        keep = np.flatnonzero(features.speakers.astype(str) != info.speaker)
+        return keep, f"every speaker but {info.speaker}"
+    return np.arange(n), "every utterance"
+
+
+def export_model(source: Path, output: Path, data: str, features: FeatureSet | None, seed: int,
+                 overwrite: bool = False, overrides: dict | None = None) -> ExportResult:
+    """Write ``source`` as one ``.keras`` file with complete metadata, atomically.
+
+    ``features`` (the training feature file) is needed only by an embedding model
+    without class centroids; ``data`` names the corpus of a file without class labels.
+    An existing ``output`` is replaced only with ``overwrite``."""
+    from timnet.evaluation.scoring import class_centroids, predict_array
+    from timnet.modelfiles.portable import save_portable
+
+    source, output = Path(source), Path(output)
+    if output.suffix != ".keras":
+        raise UserError(f"--output {output}: the portable model file must end in .keras")
+    if output.exists() and not overwrite:
+        raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
+    length = features.mean_signal_length if features is not None else None
+    loaded = load_model(source, data, overrides, length)
+    meta = loaded.metadata
+    centroids_note = None
+    if features is not None and meta.head == "embedding" and meta.centroids is None:
+        if tuple(features.class_labels) != meta.class_labels:
+            raise UserError(f"{features.path}: classes ({', '.join(features.class_labels)}) differ from the "
+                            f"model's ({', '.join(meta.class_labels)})")
+        if features.x.shape[1:] != (meta.frames, meta.n_mfcc):
+            raise UserError(f"{features.path}: features of shape {features.x.shape[1:]} but the model takes "
+                            f"({meta.frames}, {meta.n_mfcc})")
+        index, which = training_index(source, features, seed)
+        embeddings = predict_array(loaded.model, features.x, index)
+        centroids = class_centroids(embeddings, features.labels[index], len(features.class_labels))
+        centroids_note = f"{features.path}: {which}, {len(index)} utterances"
+        meta = meta.with_centroids(centroids, centroids_note)
+    elif meta.centroids is not None and meta.centroids_source is None:
+        meta = meta.with_centroids(meta.centroids, "the weights file")
+    meta = dataclasses.replace(meta, exported_from=str(source), data=meta.data or data_name(data))
+    save_portable(loaded.model, output, meta)
+    return ExportResult(output, source, meta, loaded.notes, centroids_note)

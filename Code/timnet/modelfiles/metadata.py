@@ -1,0 +1,138 @@
+"""What a model file says about its model, typed: the network, the classes, the
+preprocessing and (embedding models) the class centroids.
+
+The same record is stored in our Keras 2 weights files (an HDF5 attribute, centroids
+as a dataset) and in the portable ``.keras`` file (``timnet.json``), so that test and
+predict need no flags. :meth:`ModelMetadata.from_dict` is the one reader: malformed
+metadata is a :class:`ModelFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timnet.config import HEADS, ArchitectureConfig, loss_for_head
+from timnet.errors import UserError
+from timnet.features import corpora
+
+FORMAT_NAME = "timnet-keras2-weights"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(UserError):
+    """A model file that cannot be read, is not TIM-Net's, or does not fit the model or data."""
+
+
+@dataclass
+class ModelMetadata:
+    """Everything a TIM-Net model file records besides the weights."""
+
+    architecture: ArchitectureConfig
+    head: str
+    class_labels: tuple[str, ...] = ()
+    n_mfcc: int = corpora.N_MFCC
+    frames: int | None = None
+    mean_signal_length: int | None = None
+    sample_rate: int = corpora.SAMPLE_RATE
+    data: str = ""
+    centroids: np.ndarray | None = None
+    epoch: int | None = None
+    # Where an exported file came from and where its centroids were computed.
+    exported_from: str | None = None
+    centroids_source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}")
+        self.class_labels = tuple(str(c) for c in self.class_labels)
+        if self.centroids is not None:
+            self.centroids = np.asarray(self.centroids, dtype=np.float32)
+
+    @property
+    def loss(self) -> str:
+        return loss_for_head(self.head)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_labels)
+
+    def with_centroids(self, centroids: np.ndarray | None, source: str | None = None) -> ModelMetadata:
+        return dataclasses.replace(self, centroids=None if centroids is None else np.asarray(centroids, np.float32),
+                                   centroids_source=source or self.centroids_source)
+
+    def to_dict(self, with_centroids: bool = True) -> dict[str, Any]:
+        """JSON values (centroids as nested lists unless ``with_centroids`` is False)."""
+        out: dict[str, Any] = {
+            "architecture": self.architecture.as_dict(),
+            "head": self.head,
+            "loss": self.loss,
+            "num_classes": self.num_classes,
+            "class_labels": list(self.class_labels),
+            "data": self.data,
+            "frames": self.frames,
+            "n_mfcc": self.n_mfcc,
+            "sample_rate": self.sample_rate,
+            "mean_signal_length": self.mean_signal_length,
+            "epoch": self.epoch,
+        }
+        if with_centroids:
+            out["centroids"] = None if self.centroids is None else self.centroids.tolist()
+        for key in ("exported_from", "centroids_source"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Any, source: str | Path, architecture: ArchitectureConfig | None = None,
+                  head: str | None = None) -> ModelMetadata:
+        """Read a stored record; ``architecture``/``head`` (what the weights themselves
+        say) win over the record's. Anything malformed raises :class:`ModelFileError`."""
+        if not isinstance(values, Mapping):
+            raise ModelFileError(f"{source}: the TIM-Net metadata is not a JSON object; export the model again")
+        try:
+            if architecture is None:
+                recorded = values.get("architecture")
+                if not isinstance(recorded, Mapping):
+                    raise ValueError("no architecture entry")
+                architecture = ArchitectureConfig.from_dict(recorded)
+            head = head or values.get("head") or ("softmax" if values.get("loss") == "ce" else "embedding")
+            labels = values.get("class_labels") or ()
+            if isinstance(labels, (str, bytes)) or not all(isinstance(c, str) for c in labels):
+                raise ValueError("class_labels must be a list of names")
+            known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version"}
+            centroids = values.get("centroids")
+            return cls(
+                architecture=architecture,
+                head=str(head),
+                class_labels=tuple(labels),
+                n_mfcc=_opt_int(values.get("n_mfcc")) or corpora.N_MFCC,
+                frames=_opt_int(values.get("frames")),
+                mean_signal_length=_opt_int(values.get("mean_signal_length")),
+                sample_rate=_opt_int(values.get("sample_rate")) or corpora.SAMPLE_RATE,
+                data=str(values.get("data") or ""),
+                centroids=None if centroids is None else np.asarray(centroids, dtype=np.float32),
+                epoch=_opt_int(values.get("epoch")),
+                exported_from=values.get("exported_from"),
+                centroids_source=values.get("centroids_source"),
+                extra={k: v for k, v in values.items() if k not in known},
+            )
+        except ModelFileError:
+            raise
+        except (TypeError, ValueError, UserError) as exc:
+            raise ModelFileError(f"{source}: unreadable TIM-Net metadata ({exc}); export the model again") from None
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
