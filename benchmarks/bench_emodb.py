@@ -4,7 +4,7 @@
                                      [--folds 10] [--max_folds N] [--work_dir benchmarks/out/emodb] [--jobs N]
 
 Runs the project's own commands as a user would (subprocesses, output streamed):
-``Code/extract_features.py --corpus EMODB`` (mean_signal_length 96000 -> (N, 188, 39)),
+``timnet extract --corpus EMODB`` (mean_signal_length 96000 -> (N, 188, 39)),
 then ``Code/main.py --mode train --recipe paper --bidirection`` (softmax head, label
 smoothing 0.1, dropout 0.1, batch 64, Adam 0.001/0.93/0.98/1e-8, KFold(shuffle=True,
 random_state=46), seed 46). It then reads the run's metrics.json and history.json and
@@ -96,7 +96,7 @@ def stream(cmd: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
 
 
 def extract_command(emodb_dir: Path, features_dir: Path, jobs: int | None) -> list[str]:
-    cmd = [sys.executable, str(CODE / "extract_features.py"), "--corpus", "EMODB", "--input", str(emodb_dir),
+    cmd = [sys.executable, "-m", "timnet", "extract", "--corpus", "EMODB", "--input", str(emodb_dir),
            "--output", str(features_dir), "--no_progress"]
     return cmd + (["--jobs", str(jobs)] if jobs else [])
 

@@ -159,3 +159,30 @@ def test_export_replaces_only_with_overwrite(files: dict, tmp_path: Path) -> Non
         export_model(files["softmax"]["hdf5"], out, "toy", None, 46)
     export_model(files["softmax"]["keras"], out, "toy", None, 46, overwrite=True)
     assert TimNetModel.load(out).metadata.exported_from == str(files["softmax"]["keras"])
+
+
+def test_train_from_python_returns_the_report(tmp_path: Path) -> None:
+    """``timnet.train`` runs a protocol as ``timnet train`` does; the report's figures are
+    those of the model files it wrote (loaded back through ``timnet.load``)."""
+    import timnet
+    from helpers import write_tiny
+    from timnet.evaluation.reports import EvaluationReport
+    from timnet.features.files import load_features
+    from timnet.training.protocols import kfold_splits
+
+    data = write_tiny(tmp_path / "tiny.npy", frames=12)
+    config = timnet.make_config({
+        "data": str(data), "loss": "ce", "protocol": "kfold", "split_fold": 2, "epoch": 2, "batch_size": 16,
+        "dilation_size": 2, "histogram_freq": 0, "gpu": "-1", "model_path": tmp_path / "models",
+        "result_path": tmp_path / "results", "log_dir": tmp_path / "log"})
+    outcome = timnet.train(config)
+    assert isinstance(outcome.report, EvaluationReport) and [f.fold for f in outcome.report.folds] == [1, 2]
+    assert outcome.model_dir.parent == tmp_path / "models" and len(outcome.weights) == 2
+    features = load_features(data)
+    n = len(features.class_labels)
+    for split, fold in zip(kfold_splits(len(features.x), 2, config.random_seed), outcome.report.folds, strict=True):
+        model = timnet.load(outcome.model_dir, fold=split.fold)
+        again = model.evaluate(features, split.test)
+        np.testing.assert_array_equal(again.y_pred, fold.y_pred)
+        assert again.metrics(n)["WAR"] == pytest.approx(fold.metrics(n)["WAR"])
+    assert outcome.report.summary()["WAR"] == pytest.approx(np.mean([f.metrics(n)["WAR"] for f in outcome.report.folds]))

@@ -297,7 +297,7 @@ def test_check_compatible_names_file_and_mismatch(originals):
 def test_load_into_a_model_of_another_shape_fails(originals):
     path = originals["bi_softmax"][0]
     with pytest.raises(LegacyWeightsError, match=r"layer dense has weights of shape \(39, 7\), \(7,\) but the model expects \(39, 4\)"):
-        load_into_model(TIMNET.build_timnet_model((T, F), 4), path)
+        load_into_model(TIMNET.build_timnet_model((T, F), 4, bidirection=True), path)
     with pytest.raises(LegacyWeightsError, match=r"the file has 34 conv1d layers but the model has 17"):
         load_into_model(TIMNET.build_timnet_model((T, F), 7, dilation_size=8, bidirection=False), path)
 

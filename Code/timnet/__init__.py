@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from timnet.config import ArchitectureConfig, TrainingConfig, make_config
+from timnet.config import DEFAULT_DATA, ArchitectureConfig, TrainingConfig, make_config
 from timnet.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ __version__ = "1.0.0"
 __all__ = ["ArchitectureConfig", "TimNetModel", "TrainingConfig", "UserError", "load", "make_config", "train"]
 
 
-def load(path: str | Path, data: str | None = None, fold: int | None = None) -> TimNetModel:
+def load(path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None) -> TimNetModel:
     """A trained model from a ``.keras`` file, a weights ``.hdf5`` (ours or the original's)
     or a run folder (``fold`` picks a fold of a k-fold or LOSO run; ``data`` names the
     corpus whose class labels a file without them uses)."""

@@ -61,6 +61,8 @@ RECIPES: dict[str, Recipe] = {
     "paper": Recipe(loss="ce", protocol="kfold", dropout=0.1, epoch=500, batch_size=64, label_smoothing=0.1),
 }
 DEFAULT_RECIPE = "seed"
+# The seed trains on INTERSECT; also the corpus whose class names a model file without labels takes.
+DEFAULT_DATA = "INTERSECT"
 # Label smoothing that goes with a loss chosen against the recipe's (cross-entropy is
 # smoothed by 0.1 as in the paper; the N-pair loss takes no smoothing).
 LOSS_LABEL_SMOOTHING: dict[str, float] = {"ce": 0.1, "npair": 0.0}
@@ -108,7 +110,7 @@ class ArchitectureConfig:
 class TrainingConfig:
     """Every setting of a training run (the command line's flags, typed)."""
 
-    data: str = "INTERSECT"
+    data: str = DEFAULT_DATA
     recipe: str = DEFAULT_RECIPE
     loss: str = _SEED.loss
     protocol: str = _SEED.protocol

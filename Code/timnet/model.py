@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from timnet.config import ArchitectureConfig
+from timnet.config import DEFAULT_DATA, ArchitectureConfig
 from timnet.features import corpora, mfcc
 from timnet.modelfiles.metadata import ModelMetadata
 
@@ -70,7 +70,7 @@ class TimNetModel:
     # --- making one ----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, fold: int | None = None, data: str = "INTERSECT",
+    def load(cls, path: str | Path, fold: int | None = None, data: str = DEFAULT_DATA,
              overrides: Mapping[str, Any] | None = None, batch_size: int = 64) -> TimNetModel:
         """A ``.keras`` file, a weights ``.hdf5`` (ours or the original's) or a run folder
         (``fold``: which fold of a k-fold or LOSO run). ``data`` names the corpus whose

@@ -16,6 +16,7 @@ from timnet import __version__
 from timnet.cli import features
 from timnet.cli.common import run_command
 from timnet.cli.options import Parser, add_config_flags, architecture_overrides, epilog, given_settings, groups
+from timnet.config import DEFAULT_DATA
 
 TEST_CONFIG_FLAGS = ("data", "random_seed", "gpu", "model_path", "result_path", "loss", "filter_size", "kernel_size",
                      "stack_size", "dilation_size", "activation", "bidirection")
@@ -39,8 +40,8 @@ def add_predict(parser: argparse.ArgumentParser) -> None:
     g = groups(parser, ("model", "audio", "architecture", "devices", "outputs"))
     g["model"].add_argument("--test_path", required=True, help="a .keras file, a weights .hdf5 or a run folder")
     g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
-    g["model"].add_argument("--data", default="INTERSECT",
-                            help="corpus whose class names a model file without labels uses")
+    g["model"].add_argument("--data", default=argparse.SUPPRESS,
+                            help=f"corpus whose class names a model file without labels uses (default: {DEFAULT_DATA})")
     g["audio"].add_argument("--wav", required=True, help="an audio file or a folder (searched recursively)")
     g["audio"].add_argument("--window_hop", type=float, default=None,
                             help="score overlapping windows this many seconds apart")

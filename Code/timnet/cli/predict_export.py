@@ -92,7 +92,7 @@ def run_export(args: argparse.Namespace) -> int:
     head, has_centroids = file_head(source)
     features = None
     if head == "embedding" and not has_centroids:
-        from timnet.cli.data import load_data
+        from timnet.features.files import load_data
 
         try:
             features = load_data(args.data)

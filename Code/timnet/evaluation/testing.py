@@ -13,7 +13,7 @@ from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
 from timnet.modelfiles.loading import LoadedModel, load_model
-from timnet.modelfiles.naming import TrainedModel, find_trained_models
+from timnet.modelfiles.naming import WEIGHTS_FIRST, TrainedModel, find_trained_models
 from timnet.training.protocols import Split, make_splits
 
 
@@ -22,7 +22,7 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
     """Evaluate trained weights on ``features`` as the original did: a single model on
     the whole file; k-fold files fold by fold on the test parts of the same KFold
     splits (``config.random_seed``); LOSO files on their speaker's utterances."""
-    models = find_trained_models(test_path)
+    models = find_trained_models(test_path, WEIGHTS_FIRST)
     input_shape = tuple(features.x.shape[1:])
     n_classes = len(features.class_labels)
     folds: list[FoldResult] = []

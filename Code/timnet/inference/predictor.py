@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from timnet.config import DEFAULT_DATA
 from timnet.errors import UserError
 from timnet.features import corpora, mfcc
 from timnet.inference.featurise import Featurised, FileFeatures, featurise_files, status_of
@@ -87,7 +88,7 @@ class Predictor:
         self._silence = mfcc.get_mfcc(np.zeros(2048, np.float32), 2048, self.n_mfcc)[0]
 
     @classmethod
-    def load(cls, test_path: str | Path, data: str = "INTERSECT", fold: int | None = None,
+    def load(cls, test_path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None,
              overrides: dict[str, Any] | None = None, batch_size: int = 64) -> Predictor:
         """Load a .keras file, a weights file or a run folder (``naming.resolve_model_file``)."""
         from timnet.modelfiles.loading import load_model

@@ -27,8 +27,7 @@ import numpy as np
 
 from timnet.features.files import atomic_path
 from timnet.jsonable import json_default
-from timnet.modelfiles.loading import DESCRIBE, override_conflict
-from timnet.modelfiles.metadata import ModelFileError
+from timnet.modelfiles.metadata import DESCRIBE, ModelFileError, override_conflict
 from timnet.network import layers as TIMNET
 
 LEGACY_TYPES = (TIMNET.LEGACY_CONV, TIMNET.LEGACY_BN, TIMNET.LEGACY_FUSION, TIMNET.LEGACY_DENSE)

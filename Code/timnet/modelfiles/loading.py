@@ -16,47 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timnet.config import ArchitectureConfig, flag_of, loss_for_head
+from timnet.config import DEFAULT_DATA, ArchitectureConfig
 from timnet.errors import UserError
 from timnet.features import corpora
-from timnet.modelfiles.metadata import ModelFileError, ModelMetadata
+from timnet.modelfiles.metadata import DESCRIBE, ModelFileError, ModelMetadata, override_conflict
 
 # Stored names (mirrors of portable.METADATA_MEMBER and keras2.METADATA_ATTR, which
 # cannot be imported here without TensorFlow).
 KERAS_METADATA_MEMBER = "timnet.json"
 HDF5_METADATA_ATTR = "timnet_metadata"
 OVERRIDE_KEYS = ("filters", "kernel_size", "stack_size", "dilation_size", "activation", "bidirection", "head")
-
-DESCRIBE: dict[str, Callable[[Any], str]] = {
-    "bidirection": lambda v: "a bi-directional network" if v else "a forward-only network",
-    "dilation_size": lambda v: f"{v} dilations",
-    "stack_size": lambda v: f"{v} stacks",
-    "filters": lambda v: f"{v} filters",
-    "kernel_size": lambda v: f"kernel size {v}",
-    "n_mfcc": lambda v: f"{v} input MFCCs",
-    "head": lambda v: "the embedding (N-pair) head" if v == "embedding" else "the softmax (cross-entropy) head",
-    "num_classes": lambda v: f"{v} classes",
-    "activation": lambda v: f"activation {v}",
-}
-
-
-def flag_text(key: str, value: Any) -> str:
-    """An override as the user typed it: ``filters=64`` -> ``--filter_size 64``, ``head`` -> ``--loss``."""
-    if key == "head":
-        return f"--loss {loss_for_head(value)}"
-    return f"{flag_of(key)} {value}"
-
-
-def override_conflict(path: str | Path, key: str, value: Any, actual: Any, holder: str = "the model") -> str:
-    """The one-line message for a flag that contradicts a model file."""
-    described = DESCRIBE[key](actual) if key in DESCRIBE else str(actual)
-    return f"{path}: {flag_text(key, value)} but {holder} has {described}"
-
 
 def check_overrides(path: str | Path, architecture: ArchitectureConfig, head: str,
                     overrides: Mapping[str, Any] | None) -> None:
@@ -103,7 +77,7 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def peek_preprocessing(path: Path, data: str = "INTERSECT") -> tuple[int, int] | None:
+def peek_preprocessing(path: Path, data: str = DEFAULT_DATA) -> tuple[int, int] | None:
     """(mean_signal_length, n_mfcc) of a model file without importing TensorFlow, or
     None when unsure (:func:`load_model` then has the final word)."""
     try:
@@ -171,7 +145,7 @@ def _record_length(record: Mapping[str, Any], path: Path) -> int | None:
     return int(value)
 
 
-def load_model(path: str | Path, data: str = "INTERSECT", overrides: Mapping[str, Any] | None = None,
+def load_model(path: str | Path, data: str = DEFAULT_DATA, overrides: Mapping[str, Any] | None = None,
                signal_length: int | None = None, input_shape: tuple[int | None, int] | None = None) -> LoadedModel:
     """Load any TIM-Net model file with complete metadata.
 

@@ -10,14 +10,14 @@ metadata is a :class:`ModelFileError` naming the file.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from timnet.config import HEADS, ArchitectureConfig, loss_for_head
+from timnet.config import HEADS, ArchitectureConfig, flag_of, loss_for_head
 from timnet.errors import UserError
 from timnet.features import corpora
 
@@ -136,3 +136,30 @@ def _opt_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise ValueError(f"expected a whole number, got {value!r}")
     return int(value)
+
+
+# How a model file's value is described in an error that names the contradicting flag.
+DESCRIBE: dict[str, Callable[[Any], str]] = {
+    "bidirection": lambda v: "a bi-directional network" if v else "a forward-only network",
+    "dilation_size": lambda v: f"{v} dilations",
+    "stack_size": lambda v: f"{v} stacks",
+    "filters": lambda v: f"{v} filters",
+    "kernel_size": lambda v: f"kernel size {v}",
+    "n_mfcc": lambda v: f"{v} input MFCCs",
+    "head": lambda v: "the embedding (N-pair) head" if v == "embedding" else "the softmax (cross-entropy) head",
+    "num_classes": lambda v: f"{v} classes",
+    "activation": lambda v: f"activation {v}",
+}
+
+
+def flag_text(key: str, value: Any) -> str:
+    """An override as the user typed it: ``filters=64`` -> ``--filter_size 64``, ``head`` -> ``--loss``."""
+    if key == "head":
+        return f"--loss {loss_for_head(value)}"
+    return f"{flag_of(key)} {value}"
+
+
+def override_conflict(path: str | Path, key: str, value: Any, actual: Any, holder: str = "the model") -> str:
+    """The one-line message for a flag that contradicts a model file."""
+    described = DESCRIBE[key](actual) if key in DESCRIBE else str(actual)
+    return f"{path}: {flag_text(key, value)} but {holder} has {described}"

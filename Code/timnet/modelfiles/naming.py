@@ -20,6 +20,8 @@ HOLDOUT_STEM = "weights_best"
 KFOLD_NAME = re.compile(r"^(\d+)-fold_weights_best_(\d+)\.(?:hdf5|h5|keras)$")
 LOSO_NAME = re.compile(r"^loso_weights_(\d+)_(.+)\.(?:hdf5|h5|keras)$")
 MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")  # preferred first when a fold has several files
+# Test mode evaluates the weights files (the original's format, with our metadata beside).
+WEIGHTS_FIRST = (".hdf5", ".h5", ".keras")
 
 
 def weights_file_name(protocol: str, fold: int, folds: int, speaker: str | None = None) -> str:
@@ -58,24 +60,24 @@ def describe_file(path: Path) -> TrainedModel:
     return TrainedModel(path)
 
 
-def _preferred(paths: list[Path]) -> Path:
-    return min(paths, key=lambda p: (MODEL_SUFFIXES.index(p.suffix) if p.suffix in MODEL_SUFFIXES else 9, p.name))
+def _preferred(paths: list[Path], order: tuple[str, ...]) -> Path:
+    return min(paths, key=lambda p: (order.index(p.suffix) if p.suffix in order else 9, p.name))
 
 
-def run_models(folder: Path) -> list[TrainedModel]:
-    """Every fold's model in a run folder (one file per fold, ``.keras`` preferred), in
-    fold order; empty when the folder holds no model file."""
+def run_models(folder: Path, order: tuple[str, ...] = MODEL_SUFFIXES) -> list[TrainedModel]:
+    """Every fold's model in a run folder (one file per fold, the first suffix of
+    ``order`` preferred), in fold order; empty when the folder holds no model file."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES and not p.name.startswith(".")]
     holdout = [p for p in files if p.stem == HOLDOUT_STEM]
     if holdout:
-        return [describe_file(_preferred(holdout))]
+        return [describe_file(_preferred(holdout, order))]
     by_fold: dict[int, list[Path]] = {}
     for p in files:
         info = describe_file(p)
         if info.protocol in ("kfold", "loso"):
             by_fold.setdefault(info.fold, []).append(p)
     if by_fold:
-        models = [describe_file(_preferred(by_fold[i])) for i in sorted(by_fold)]
+        models = [describe_file(_preferred(by_fold[i], order)) for i in sorted(by_fold)]
         if models[0].protocol == "loso":
             models = [TrainedModel(m.path, "loso", m.fold, len(models), m.speaker) for m in models]
         return models
@@ -83,15 +85,15 @@ def run_models(folder: Path) -> list[TrainedModel]:
     return [TrainedModel(keras_files[0])] if len(keras_files) == 1 else []
 
 
-def find_trained_models(test_path: Path) -> list[TrainedModel]:
-    """``--test_path``: a model file, or a run folder (every fold's model)."""
+def find_trained_models(test_path: Path, order: tuple[str, ...] = MODEL_SUFFIXES) -> list[TrainedModel]:
+    """``--test_path``: a model file, or a run folder (every fold's model, see :func:`run_models`)."""
     if test_path.is_file():
         return [describe_file(test_path)]
     if not test_path.is_dir():
         raise UserError(f"--test_path {test_path}: no such file or folder (put downloaded weights under Test_Models/)")
-    models = run_models(test_path)
+    models = run_models(test_path, order)
     if not models:
-        raise UserError(f"--test_path {test_path}: no model found (expected weights_best.keras/.hdf5, "
+        raise UserError(f"--test_path {test_path}: no weights found (expected weights_best.keras/.hdf5, "
                         "<k>-fold_weights_best_<i> or loso_weights_<i>_<speaker> files, or one .keras file)")
     return models
 

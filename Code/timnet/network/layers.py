@@ -253,11 +253,11 @@ class TemporalAwareBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        filters: int = 39,
-        kernel_size: int = 2,
+        filters: int = _ARCH.filters,
+        kernel_size: int = _ARCH.kernel_size,
         dilation_rate: int = 1,
-        dropout: float = 0.1,
-        activation: str = "relu",
+        dropout: float = _ARCH.dropout,
+        activation: str = _ARCH.activation,
         branches: int = 2,
         **kwargs: Any,
     ) -> None:
