@@ -56,5 +56,11 @@ def run_command(command: Callable[[], int]) -> int:
         return EXIT_INTERNAL
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown, and examples kept as written."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; a flag's default shown once, and only when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.required or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
