@@ -133,6 +133,8 @@ def test_metrics_json_provenance(run: dict[str, Any]) -> None:
     settings = metrics["settings"]
     assert (settings["loss"], settings["epoch"], settings["split_fold"], settings["random_seed"]) == ("ce", 1, 2, SEED)
     assert settings["architecture"]["dilation_size"] == 2 and settings["head"] == "softmax"
+    summary = run["written"]["summary"].read_text()
+    assert "## Provenance" in summary and prov["feature_file"]["sha256"][:16] in summary
     if (Path(timnet.__file__).resolve().parents[2] / ".git").exists() and shutil.which("git"):
         assert re.fullmatch(r"[0-9a-f]{40}", prov["git"]["commit"]) and isinstance(prov["git"]["dirty"], bool)
 
