@@ -25,17 +25,22 @@ METRIC_TAGS = {"WAR": "hparams/WAR", "UAR": "hparams/UAR"}  # what the HParams t
 _NOT_HPARAMS = {"model_path", "result_path", "log_dir", "test_path"}
 
 
-def hparam_values(settings: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
-    """The run's settings as TensorBoard hyper-parameters: the architecture's fields
-    beside the training's, output folders and unset values left out."""
+def _flat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture's fields beside the training's, output folders left out."""
     flat: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, Mapping):
             flat.update(value)
         elif key not in _NOT_HPARAMS:
             flat[key] = value
-    return {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in flat.items()
-            if v is not None}
+    return flat
+
+
+def hparam_values(settings: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    """The run's settings as TensorBoard hyper-parameters (unset ones, such as no
+    ``--max_folds``, have no value: the column stays empty for that run)."""
+    return {k: (v if isinstance(v, (bool, int, float, str)) else str(v))
+            for k, v in _flat_settings(settings).items() if v is not None}
 
 
 def log_fold_confusion(log_dir: Path, fold: FoldResult, class_labels: tuple[str, ...], data: str) -> Path:
@@ -57,11 +62,12 @@ def log_run_hparams(log_dir: Path, run: str, report: EvaluationReport) -> Path:
     """The run's hyper-parameters (its trial id: the run name) and final WAR/UAR (the
     means over its folds, as in metrics.json) for TensorBoard's HParams tab."""
     values = hparam_values(report.settings)
+    columns = sorted(_flat_settings(report.settings))
     summary = report.summary()
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         # Every run declares the same columns, so the tab shows them whichever run it reads first.
-        hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(values)],
+        hp.hparams_config(hparams=[hp.HParam(name) for name in columns],
                           metrics=[hp.Metric(tag, display_name=name) for name, tag in METRIC_TAGS.items()])
         hp.hparams(values, trial_id=run)
         for name, tag in METRIC_TAGS.items():
