@@ -97,7 +97,7 @@ def test_seed_run_files(trained: dict[str, Any]) -> None:
     assert wf.metadata["architecture"]["dilation_size"] == 2 and 1 <= wf.metadata["epoch"] <= 3
     assert np.asarray(wf.centroids).shape == (len(TINY_LABELS), 39)
     names = {p.name for p in run["results"].iterdir()}
-    assert {"metrics.json", "predictions.npz", "history.json", "summary.md", "curves.png",
+    assert {"metrics.json", "predictions.npz", "predictions.csv", "history.json", "summary.md", "curves.png",
             "confusion_matrix.png", "tsne.png"} <= names
     assert any(n.endswith(".xlsx") for n in names)
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
@@ -106,6 +106,7 @@ def test_seed_run_files(trained: dict[str, Any]) -> None:
     summary = (run["results"] / "summary.md").read_text()
     assert "![tsne](tsne.png)" in summary and "![curves](curves.png)" in summary and "**WAR**" in summary
     assert list(run["log_dir"].rglob("events.out.tfevents*")), "no TensorBoard log written"
+    assert [p.name for p in run["log_dir"].iterdir()] == [run["models"].name], "log folder not named like the run"
 
 
 def test_seed_run_reports_agree(trained: dict[str, Any]) -> None:
@@ -211,6 +212,34 @@ def test_test_mode_on_kfold_run(trained: dict[str, Any], tested: dict[str, Any])
     with np.load(trained["paper"]["results"] / "predictions.npz") as train_pred:
         np.testing.assert_allclose(pred["probs"], train_pred["probs"], rtol=1e-5, atol=1e-6)
     assert metrics["WAR"] == pytest.approx(read_metrics(trained["paper"]["results"])["WAR"])
+
+
+def test_train_and_test_write_csv_and_provenance(trained: dict[str, Any], tested: dict[str, Any]) -> None:
+    """predictions.csv (one row per evaluated utterance, speakers from the file) and the
+    provenance of metrics.json, after ``--mode train`` and ``--mode test``."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256(Path(trained["data"]).read_bytes()).hexdigest()
+    (split,) = holdout_split(_labels(trained["data"]), SEED)
+    speakers = np.load(trained["data"], allow_pickle=True).item()["speaker"]
+    for folder, rows, mode in ((trained["seed"]["results"], split.test, "train"),
+                               (tested["seed"]["results"], np.arange(N), "test")):
+        table = pd.read_csv(folder / "predictions.csv")
+        np.testing.assert_array_equal(table["index"], rows)
+        np.testing.assert_array_equal(table["speaker"], speakers[rows])
+        assert "path" not in table.columns  # the tiny file has no paths
+        assert list(table.columns[-len(TINY_LABELS):]) == [f"score_{c}" for c in TINY_LABELS]
+        with np.load(folder / "predictions.npz") as npz:
+            np.testing.assert_allclose(table.iloc[:, -len(TINY_LABELS):].to_numpy(), npz["scores"], rtol=1e-6,
+                                       atol=1e-7)
+        prov = read_metrics(folder)["provenance"]
+        assert "--mode" in prov["command_line"] or mode == "train"
+        assert prov["command_line"][prov["command_line"].index("--data") + 1] == str(trained["data"])
+        assert prov["feature_file"]["sha256"] == digest
+        assert len(prov["fold_seconds"]) == 1 and prov["fold_seconds"][0]["seconds"] > 0
+        assert {"python", "tensorflow", "keras", "numpy", "librosa"} <= set(prov["versions"])
 
 
 # --- settings resolved from the command line ---------------------------------------------------

@@ -283,7 +283,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("mixed_precision", "mixed_precision", "devices", "float16 compute (GPUs only)"),
     Flag("model_path", "model_path", "outputs", "where training writes its run folder"),
     Flag("result_path", "result_path", "outputs", "where reports and figures go"),
-    Flag("log_dir", "log_dir", "outputs", "TensorBoard logs go to <log_dir>/<time>/"),
+    Flag("log_dir", "log_dir", "outputs", "TensorBoard logs go to <log_dir>/<DATA>_<seed>_<time>/"),
     Flag("histogram_freq", "histogram_freq", "outputs", "TensorBoard weight histograms every N epochs (0: none)"),
 )
 FLAG_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}

@@ -12,6 +12,7 @@ from timnet.cli.common import user_path
 from timnet.cli.options import architecture_overrides, config_from_args
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
+from timnet.evaluation import provenance
 from timnet.features.files import load_data
 
 SEED_TEST_PATH = "Test_Models/INTERSECT_46_dilation_8_dropout_05_add_esd_npairLoss"
@@ -54,9 +55,10 @@ def excel_name(config: TrainingConfig, kind: str, war: float, folder: Path) -> s
 
 
 def run_train(args: argparse.Namespace) -> int:
-    start = time.time()
+    start, started = time.time(), dt.datetime.now(dt.UTC)
     config = config_from_args(args)  # impossible settings fail before anything loads
     features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+    feature_record = provenance.feature_file_record(features.path)  # the file as read, before training
 
     from timnet.evaluation.run_outputs import write_test_outputs, write_train_outputs
     from timnet.training.devices import configure_devices, is_chief
@@ -78,6 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     print(f"\nTraining finished in {elapsed(start)}; weights in {outcome.model_dir}")
     outcome.report.print()
+    outcome.report.provenance = provenance.collect(outcome.report, feature_record, strategy=strategy, started=started)
     figures = not getattr(args, "no_figures", False)
     written = write_train_outputs(outcome, figures=figures)
     kind = {"kfold": f"{config.split_fold}fold", "holdout": "holdout", "loso": "loso"}[config.protocol]
@@ -103,9 +106,11 @@ def default_test_path(model_path: Path) -> Path:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    started = dt.datetime.now(dt.UTC)
     config = config_from_args(args)
     overrides = architecture_overrides(args)
     features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+    feature_record = provenance.feature_file_record(features.path)
 
     from timnet.evaluation.run_outputs import write_test_outputs
     from timnet.evaluation.testing import test
@@ -113,7 +118,7 @@ def run_test(args: argparse.Namespace) -> int:
     from timnet.training.loop import timestamp
 
     config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path))
-    configure_devices(config.gpu)
+    strategy = configure_devices(config.gpu)
     seed_everything(config.random_seed)
     test_path = user_path(args.test_path) if getattr(args, "test_path", None) else default_test_path(config.model_path)
     figures = not getattr(args, "no_figures", False)
@@ -121,6 +126,7 @@ def run_test(args: argparse.Namespace) -> int:
     result_dir = config.result_path / f"{config.data_name}_test_{timestamp()}"
     print(f"Test of {test_path} on {features.path} ({len(features.x)} utterances)")
     report.print()
+    report.provenance = provenance.collect(report, feature_record, strategy=strategy, started=started)
     kind = f"{len(report.folds)}fold" if len(report.folds) > 1 else "test"
     if report.folds and report.folds[0].name.startswith("speaker "):
         kind = "loso"

@@ -15,6 +15,7 @@ CLI: ``python Code/figures.py architecture [--output Fig/architecture.png] ...``
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import textwrap
@@ -562,6 +563,20 @@ def _annotate(ax: Any, values: np.ndarray, texts: list[list[str]], image: Any, f
 def plot_confusion_matrix(cm: np.ndarray, class_labels: list[str], path: str | Path, title: str = "") -> Path:
     """Counts and row-normalised recall (%) side by side, with the overall
     accuracy and UAR in the title."""
+    return _save(confusion_figure(cm, class_labels, title), path)
+
+
+def confusion_png(cm: np.ndarray, class_labels: list[str], title: str = "") -> bytes:
+    """The figure of :func:`plot_confusion_matrix` as PNG bytes (for TensorBoard)."""
+    fig = confusion_figure(cm, class_labels, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    fig.clear()
+    return buffer.getvalue()
+
+
+def confusion_figure(cm: np.ndarray, class_labels: list[str], title: str = "") -> Figure:
+    """The confusion matrix figure: counts and row-normalised recall (%)."""
     cm = np.asarray(cm)
     k = len(class_labels)
     if cm.ndim != 2 or cm.shape != (k, k):
@@ -604,7 +619,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_labels: list[str], path: str | P
     ax_r.set_title("row-normalised: recall (%)", fontsize=12)
     summary = f"accuracy (WA) {acc:.2f}%,  UAR {uar:.2f}%,  {int(total)} utterances"
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=13)
-    return _save(fig, path)
+    return fig
 
 
 # --------------------------------------------------------------------------------------

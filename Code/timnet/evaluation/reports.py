@@ -1,5 +1,6 @@
 """Evaluation reports: WAR/UAR, confusion matrices, and the files a test run writes
-(``metrics.json``, ``predictions.npz``, the original's Excel workbook, ``summary.md``)."""
+(``metrics.json``, ``predictions.npz``, ``predictions.csv``, the original's Excel workbook,
+``summary.md``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class FoldResult:
     weights: str = ""
     embeddings: np.ndarray | None = None  # L2-normalised embeddings (npair head)
     fused: np.ndarray | None = None  # the fused 39-d features (for t-SNE)
+    files: np.ndarray | None = None  # the utterances' audio paths, when the feature file has them
+    speakers: np.ndarray | None = None  # their speakers, when the feature file has them
+    seconds: float | None = None  # wall time of the fold (training and evaluation, or evaluation alone)
 
     def metrics(self, n_classes: int) -> dict[str, Any]:
         return classification_metrics(self.y_true, self.y_pred, n_classes)
@@ -60,6 +64,7 @@ class EvaluationReport:
     folds: list[FoldResult]
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # see timnet.evaluation.provenance
 
     @property
     def n_classes(self) -> int:
@@ -106,6 +111,8 @@ class EvaluationReport:
             out["weights"] = self.folds[0].weights
         out["settings"] = self.settings
         out["notes"] = self.notes
+        if self.provenance:
+            out["provenance"] = self.provenance
         return out
 
     def print(self) -> None:
@@ -146,17 +153,43 @@ class EvaluationReport:
         else:
             out["embeddings"] = np.concatenate([f.embeddings for f in self.folds])[order]
             out["scores"] = np.concatenate([f.scores for f in self.folds])[order]
+        for key, attr in (("path", "files"), ("speaker", "speakers")):
+            if all(getattr(f, attr) is not None for f in self.folds):
+                out[key] = np.concatenate([np.asarray(getattr(f, attr), dtype=str) for f in self.folds])[order]
         return out
+
+    def prediction_table(self) -> pd.DataFrame:
+        """One row per evaluated utterance, in input order: where it is in the feature file,
+        its fold, path and speaker (when the file has them), true and predicted class, and
+        the score of every class (``score_<class>``: the probability for a softmax model,
+        the cosine similarity to the class centroid for an embedding model)."""
+        pred = self.predictions()
+        labels = np.asarray(self.class_labels)
+        scores = pred["probs"] if "probs" in pred else pred["scores"]
+        columns: dict[str, Any] = {"index": pred["index"], "fold": pred["fold"]}
+        for key in ("path", "speaker"):
+            if key in pred:
+                columns[key] = pred[key]
+        columns["true_label"] = labels[pred["y_true"]]
+        columns["predicted_label"] = labels[pred["y_pred"]]
+        columns["correct"] = pred["y_true"] == pred["y_pred"]
+        for c, label in enumerate(self.class_labels):
+            columns[f"score_{label}"] = scores[:, c]
+        return pd.DataFrame(columns)
 
     def write(self, folder: Path, excel_name: str | None = None) -> dict[str, Path]:
         """Write metrics.json, predictions.npz and the Excel workbook into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {"metrics": folder / "metrics.json", "predictions": folder / "predictions.npz"}
+        paths = {"metrics": folder / "metrics.json", "predictions": folder / "predictions.npz",
+                 "predictions_csv": folder / "predictions.csv"}
         with atomic_path(paths["metrics"]) as tmp:
             tmp.write_text(json.dumps(self.summary(), indent=2, default=json_default))
         with atomic_path(paths["predictions"]) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **self.predictions())
+        with atomic_path(paths["predictions_csv"]) as tmp:
+            # 7 significant digits: the float32 scores exactly, without float64 noise.
+            self.prediction_table().to_csv(tmp, index=False, float_format="%.7g")
         paths["workbook"] = folder / (excel_name or "results.xlsx")
         with atomic_path(paths["workbook"]) as tmp:
             write_workbook(tmp, self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,32 @@ def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Pat
     lines.append("")
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    lines += _provenance_lines(report.provenance)
     lines += ["## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.settings.items()]
     path = folder / "summary.md"
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _provenance_lines(prov: dict[str, Any]) -> list[str]:
+    """The few provenance facts worth a glance (metrics.json has them all)."""
+    if not prov:
+        return []
+    lines = ["## Provenance", ""]
+    if "command_line" in prov:
+        lines.append(f"- command: `{shlex.join(prov['command_line'])}`")
+    git = prov.get("git")
+    if git:
+        lines.append(f"- code: timnet {prov.get('timnet_version', '?')}, commit {git['commit'][:12]}"
+                     + (" (with uncommitted changes)" if git.get("dirty") else ""))
+    if "versions" in prov:
+        lines.append("- " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()))
+    feature = prov.get("feature_file")
+    if feature:
+        lines.append(f"- features: {feature['path']} ({feature['bytes']} bytes, sha256 {feature['sha256'][:16]}…)")
+    times = [t["seconds"] for t in prov.get("fold_seconds", []) if t.get("seconds") is not None]
+    if times:
+        lines.append(f"- wall time per fold: {', '.join(f'{t:.1f} s' for t in times)}")
+    return lines + [""]

@@ -82,5 +82,7 @@ def evaluate(model: keras.Model, features: FeatureSet, index: np.ndarray, fold: 
             raise ValueError("an embedding model needs class centroids to classify")
         embeddings, scores = outputs, cosine_scores(outputs, centroids)
     fused = predict_array(fusion_model(model), features.x, index) if with_fused else None
+    files = features.files[index] if features.files is not None else None
+    speakers = features.speakers[index] if features.speakers is not None else None
     return FoldResult(fold, name, np.asarray(index), y_true, np.argmax(scores, axis=1), scores, weights,
-                      embeddings, fused)
+                      embeddings, fused, files, speakers)

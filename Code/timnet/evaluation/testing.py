@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
     head = None
     splits: list[Split] | None = None
     for trained in models:
+        fold_start = time.perf_counter()
         loaded = load_model(trained.path, config.data, overrides, input_shape=input_shape)
         head = loaded.metadata.head
         _check_classes(loaded, features)
@@ -52,6 +54,7 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
                             f"{features.path} has {n_classes} classes")
         folds.append(evaluate(loaded.model, features, index, trained.fold, name, centroids, str(trained.path),
                               with_fused=with_fused))
+        folds[-1].seconds = time.perf_counter() - fold_start
     settings = {**config.as_dict(), "test_path": str(test_path)}
     return EvaluationReport(features.name, features.class_labels, head or config.head, folds, settings, notes)
 

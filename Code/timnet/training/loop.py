@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import tensorflow as tf
 from timnet import keras_compat
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
+from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
@@ -45,6 +47,7 @@ class TrainOutcome:
     histories: list[dict[str, list[float]]] = field(default_factory=list)
     interrupted: bool = False
     config: TrainingConfig | None = None
+    log_dir: Path | None = None  # the run's TensorBoard folder, <config.log_dir>/<run name> (None: not the chief)
 
 
 def timestamp() -> str:
@@ -107,6 +110,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     # Non-chief workers of a multi-worker run save into a throwaway folder of their own.
     model_dir = config.model_path / run if chief else worker_scratch_dir(strategy)
     result_dir = config.result_path / run
+    run_log_dir = config.log_dir / run if chief else None
     splits = make_splits(config.protocol, features.labels, config.random_seed, config.split_fold,
                          features.speakers, str(features.path or features.name))
     splits = select_folds(splits, config.first_fold, config.max_folds)
@@ -122,12 +126,13 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     notes: list[str] = []
     with stop.installed():
         for split in splits:
+            fold_start = time.perf_counter()
             keras.utils.set_random_seed(config.random_seed)
             with strategy.scope():
                 model = build_model(config, input_shape, n_classes)
             path = fold_weights_path(model_dir, config, split)
             writer = WeightsWriter(path, model_metadata(config, features), best=config.protocol == "holdout")
-            log_dir = config.log_dir / stamp
+            log_dir = config.log_dir / run
             if len(splits) > 1:
                 log_dir = log_dir / f"fold_{split.fold}"
             callbacks = fold_callbacks(config, features, split, writer, stop, log_dir if chief else None)
@@ -154,6 +159,9 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
             folds.append(evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
                                   with_fused=True))
+            folds[-1].seconds = time.perf_counter() - fold_start
+            if chief:
+                tensorboard_logs.log_fold_confusion(log_dir, folds[-1], features.class_labels, features.name)
             if stop.requested:
                 notes.append(f"training interrupted by the user during {split.name} "
                              f"(kept epoch {writer.best_epoch})")
@@ -161,7 +169,9 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     if not folds:
         raise UserError("training was interrupted before any weights were saved: nothing to evaluate")
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
-    return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config)
+    if run_log_dir is not None:
+        tensorboard_logs.log_run_hparams(run_log_dir, run, report)
+    return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir)
 
 
 def _training_centroids(model: keras.Model, features: FeatureSet, split: Split) -> np.ndarray | None:
