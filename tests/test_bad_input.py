@@ -7,15 +7,16 @@ the process exit code and that stderr holds nothing but the error line.
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import FAST, run_cli, write_tiny
+from helpers import FAST, TINY_LABELS, run_cli, write_tiny
 from timnet.cli import legacy as main
-from timnet.features.files import write_npy_dict
+from timnet.features.files import read_npy, write_npy_dict
 
 FRAMES = 12  # within the receptive field of every network below: no warning on stderr
 
@@ -125,7 +126,7 @@ TRAIN_CASES: dict[str, Case] = {
 def _no_weights(tmp: Path):
     (tmp / "run").mkdir()
     (tmp / "run" / "notes.txt").write_text("nothing here")
-    return ["--data", str(_data(tmp)), "--test_path", str(tmp / "run")], [str(tmp / "run"), "no weights found"]
+    return ["--data", str(_data(tmp)), "--test_path", str(tmp / "run")], [str(tmp / "run"), "no model found"]
 
 
 def _no_such_test_path(tmp: Path):
@@ -178,6 +179,164 @@ TEST_CASES: dict[str, Case] = {
 }
 
 
+# --- impossible settings: refused where the configuration is built, before anything loads ---
+
+CONFIG_CASES: dict[str, tuple[list[str], list[str]]] = {
+    "filter_size_0": (["--filter_size", "0"], ["--filter_size 0", "between 1 and"]),
+    "kernel_size_0": (["--kernel_size", "0"], ["--kernel_size 0", "between 1 and"]),
+    "stack_size_0": (["--stack_size", "0"], ["--stack_size 0", "between 1 and"]),
+    "dilation_size_0": (["--dilation_size", "0"], ["--dilation_size 0", "between 1 and"]),
+    "activation_foo": (["--activation", "foo"], ["--activation foo", "choose from", "relu"]),
+    "batch_size_0": (["--batch_size", "0"], ["--batch_size 0", "between 1 and"]),
+    "batch_size_negative": (["--batch_size", "-8"], ["--batch_size -8", "between 1 and"]),
+    "random_seed_negative": (["--random_seed", "-1"], ["--random_seed -1", "between 0 and"]),
+    "lr_nan": (["--lr", "nan"], ["--lr nan", "finite"]),
+    "lr_negative": (["--lr", "-0.01"], ["--lr -0.01", "positive"]),
+    "lr_not_a_number": (["--lr", "fast"], ["--lr", "'fast'", "expected a number"]),
+    "dropout_1.5": (["--dropout", "1.5"], ["--dropout 1.5", "[0, 1)"]),
+    "label_smoothing_2": (["--label_smoothing", "2"], ["--label_smoothing 2", "[0, 1)"]),
+    "beta2_1": (["--beta2", "1"], ["--beta2 1", "[0, 1)"]),
+    "epoch_0": (["--epoch", "0"], ["--epoch 0", "between 1 and"]),
+    "split_fold_1": (["--split_fold", "1"], ["--split_fold 1", "between 2 and"]),
+    "max_folds_0": (["--max_folds", "0"], ["--max_folds 0", "between 1 and"]),
+    "first_fold_0": (["--first_fold", "0"], ["--first_fold 0", "between 1 and"]),
+    "first_fold_beyond": (["--protocol", "kfold", "--split_fold", "2", "--first_fold", "3"],
+                          ["--first_fold 3", "number of folds (2)"]),
+    "histogram_freq_negative": (["--histogram_freq", "-1"], ["--histogram_freq -1", "between 0 and"]),
+    "gpu_not_an_index": (["--gpu", "a,b"], ["--gpu a,b", "GPU index"]),
+    "abbreviated_flag": (["--dil", "4"], ["unrecognized arguments: --dil 4"]),
+    "data_not_npy": (["--data", "feat.csv"], ["--data feat.csv", ".npy"]),
+    "recipe_foo": (["--recipe", "foo"], ["--recipe foo", "seed, paper"]),
+}
+
+
+def _config_case(flags: list[str], expected: list[str]) -> Case:
+    return lambda tmp: (["--data", str(_data(tmp)), *flags], expected)
+
+
+# --- feature files a training cannot use -------------------------------------------------
+
+
+def _toy(tmp: Path, name: str, labels: list[int], frames: int = FRAMES, classes: tuple[str, ...] = TINY_LABELS,
+         **keys: np.ndarray) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(len(labels), frames, 39)).astype(np.float32)
+    data = {"x": x, "y": np.eye(len(classes), dtype=np.float32)[labels], "class_labels": np.array(classes), **keys}
+    return write_npy_dict(tmp / name, data)
+
+
+def _nan_features(tmp: Path):
+    labels = [i % 5 for i in range(40)]
+    path = _toy(tmp, "nan.npy", labels, path=np.array([f"wav/{i}.wav" for i in range(40)]))
+    data = read_npy(path)
+    data["x"][3, 2, 1] = np.nan
+    data["x"][7, 0, 0] = np.nan
+    write_npy_dict(path, data)
+    return ["--data", str(path)], [str(path), "utterance 3 (wav/3.wav)", "nan", "2 utterance(s)", "re-extract"]
+
+
+def _inf_features(tmp: Path):
+    path = _toy(tmp, "inf.npy", [i % 5 for i in range(40)])
+    data = read_npy(path)
+    data["x"][5, 1, 1] = -np.inf
+    write_npy_dict(path, data)
+    return ["--data", str(path)], [str(path), "utterance 5 ", "-inf"]
+
+
+def _one_class(tmp: Path):
+    path = _toy(tmp, "single.npy", [0] * 40, classes=("angry",))
+    return ["--data", str(path)], [str(path), "at least two classes", "only angry (40)"]
+
+
+def _one_class_present(tmp: Path):
+    path = _toy(tmp, "onlysad.npy", [3] * 40)
+    return ["--data", str(path)], [str(path), "at least two classes", "only sad (40)"]
+
+
+def _one_frame(tmp: Path):
+    path = _toy(tmp, "short.npy", [i % 5 for i in range(40)], frames=1)
+    return ["--data", str(path)], [str(path), "1 frame(s)", "at least 2", "--mean_signal_length"]
+
+
+def _rare_class_kfold(tmp: Path):
+    path = _toy(tmp, "rare.npy", [0] * 20 + [1] * 19 + [2])
+    return (["--data", str(path), "--protocol", "kfold", "--split_fold", "5"],
+            [str(path), "class 'neutral' (1 utterance(s))", "training part of fold", "fewer folds (--split_fold)"])
+
+
+def _holdout_too_small(tmp: Path):
+    path = _toy(tmp, "twenty.npy", [i % 5 for i in range(20)])
+    return ["--data", str(path)], [str(path), "validates on 2 utterance(s) of 20", "at least 4", "--protocol kfold"]
+
+
+def _loso_class_of_one_speaker(tmp: Path):
+    labels = [i % 3 for i in range(30)]
+    speakers = np.array([("s0" if label == 2 else f"s{1 + i % 2}") for i, label in enumerate(labels)])
+    path = _toy(tmp, "speakers.npy", labels, speaker=speakers)
+    return (["--data", str(path), "--protocol", "loso"],
+            [str(path), "class 'neutral'", "training part of speaker s0", "--protocol kfold or holdout"])
+
+
+# --- output folders that cannot be written --------------------------------------------------
+
+
+def _model_path_under_a_file(tmp: Path):
+    (tmp / "notes.txt").write_text("a file")
+    return (["--data", str(_data(tmp)), "--model_path", str(tmp / "notes.txt" / "models")],
+            ["--model_path", str(tmp / "notes.txt"), "is a file, not a folder"])
+
+
+def _log_dir_unwritable(tmp: Path):
+    return (["--data", str(_data(tmp)), "--log_dir", "/sys/timnet_log"],
+            ["--log_dir /sys/timnet_log", "cannot write in /sys", "choose a folder"])
+
+
+def _result_path_unwritable(tmp: Path):
+    return (["--data", str(_data(tmp)), "--result_path", "/sys/timnet_results"],
+            ["--result_path /sys/timnet_results", "cannot write in /sys"])
+
+
+TRAIN_CASES.update({name: _config_case(*case) for name, case in CONFIG_CASES.items()})
+TRAIN_CASES.update({
+    "nan_features": _nan_features, "inf_features": _inf_features, "one_class": _one_class,
+    "one_class_present": _one_class_present, "one_frame": _one_frame, "rare_class_kfold": _rare_class_kfold,
+    "holdout_too_small": _holdout_too_small, "loso_class_of_one_speaker": _loso_class_of_one_speaker,
+    "model_path_under_a_file": _model_path_under_a_file, "log_dir_unwritable": _log_dir_unwritable,
+    "result_path_unwritable": _result_path_unwritable,
+})
+
+
+def _test_nan_features(tmp: Path):
+    _weights(tmp / "run")
+    argv, expected = _nan_features(tmp)
+    return [*argv, "--test_path", str(tmp / "run")], expected
+
+
+def _malformed_keras_metadata(tmp: Path):
+    broken = tmp / "broken.keras"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("timnet.json", "{not json")
+    return (["--data", str(_data(tmp)), "--test_path", str(broken)], [str(broken), "malformed timnet.json"])
+
+
+def _other_keras_model(tmp: Path):
+    import keras
+
+    other = tmp / "dense.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(other)
+    return (["--data", str(_data(tmp)), "--test_path", str(other)], [str(other), "not a TIM-Net model file"])
+
+
+TEST_CASES.update({
+    "nan_features": _test_nan_features, "malformed_keras_metadata": _malformed_keras_metadata,
+    "other_keras_model": _other_keras_model,
+    "result_path_unwritable": lambda tmp: (["--data", str(_data(tmp)), "--test_path", str(_weights(tmp / "run")),
+                                            "--result_path", "/sys/timnet_results"],
+                                           ["--result_path /sys/timnet_results", "cannot write"]),
+})
+
+
 def _check_error(rc: int, err: str, expected: list[str]) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, err
@@ -196,10 +355,18 @@ def _written(tmp: Path) -> list[Path]:
     return [p for p in (tmp / "out").rglob("*")] if (tmp / "out").exists() else []
 
 
+def _main(argv: list[str]) -> int:
+    """``main.py ARGV`` in this process; argparse's own errors exit through SystemExit."""
+    try:
+        return main.main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
 @pytest.mark.parametrize("case", list(TRAIN_CASES))
 def test_bad_training_input(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     argv, expected = TRAIN_CASES[case](tmp_path)
-    rc = main.main(["--mode", "train", *argv, *_outputs(tmp_path)])
+    rc = _main(["--mode", "train", *_outputs(tmp_path), *argv])  # the case's flags win
     _check_error(rc, capsys.readouterr().err, expected)
     assert _written(tmp_path) == [], "a failed training left files or folders behind"
 
@@ -207,7 +374,7 @@ def test_bad_training_input(case: str, tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize("case", list(TEST_CASES))
 def test_bad_test_input(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     argv, expected = TEST_CASES[case](tmp_path)
-    rc = main.main(["--mode", "test", *argv, *_outputs(tmp_path), "--no_figures"])
+    rc = _main(["--mode", "test", *_outputs(tmp_path), "--no_figures", *argv])
     _check_error(rc, capsys.readouterr().err, expected)
     assert _written(tmp_path) == [], "a failed test left files or folders behind"
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -37,3 +41,62 @@ def resolve(path: str | Path, base: Path | None = None) -> Path:
     if p.is_absolute():
         return p
     return ((base or REPO_ROOT) / p).absolute()
+
+
+def check_writable(folder: str | Path, flag: str) -> Path:
+    """Fail before any work when ``folder`` cannot be created or written: a probe file is
+    created and removed in it (or in its nearest existing parent; nothing is left behind)."""
+    from timnet.errors import UserError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; choose another folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".timnet_write_probe_", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{flag} {folder}: cannot write in {existing} ({exc.strerror}); choose a folder you can "
+                        "write to") from None
+    return folder
+
+
+def create_exclusive(folders: Sequence[Path]) -> list[Path]:
+    """Create ``folders`` (a run's weights, results and logs) exclusively: when any of them
+    exists, all get the next suffix ``_2``, ``_3``, ... so a run never writes into a folder
+    another run created (mkdir without exist_ok is atomic, even for runs in the same second)."""
+    for n in itertools.count(1):
+        suffix = "" if n == 1 else f"_{n}"
+        made: list[Path] = []
+        try:
+            for folder in folders:
+                target = folder.with_name(folder.name + suffix)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.mkdir()
+                made.append(target)
+            return made
+        except FileExistsError:
+            remove_empty(made)
+    raise AssertionError("unreachable")
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders of ``folders`` that are still empty (a run that saved nothing)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def removed_if_empty(folders: Sequence[Path]) -> Iterator[None]:
+    """Remove ``folders`` that are still empty when the block fails (Ctrl-C too)."""
+    try:
+        yield
+    except BaseException:
+        remove_empty(folders)
+        raise

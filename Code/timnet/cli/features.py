@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from timnet import paths
 from timnet.cli.common import positive_int, run_command, user_path
 from timnet.errors import UserError
 from timnet.features import corpus_prep
@@ -83,7 +84,7 @@ def run_extract(args: argparse.Namespace) -> int:
     root = user_path(args.input)
     if not root.is_dir():
         raise UserError(f"--input {args.input}: input folder not found (give the corpus folder as published)")
-    output = check_output_dir(user_path(args.output))
+    output = paths.check_writable(check_output_dir(user_path(args.output)), "--output")
     spec = spec_from_args(args, root)
     check_name(spec.name)
     target = output / f"{spec.name}.npy"
@@ -116,7 +117,7 @@ def run_esd(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UserError(f"--input {args.input}: ESD folder not found (download ESD and extract it as "
                         "data/Emotional_Speech_Dataset, or give --input)")
-    output = check_output_dir(user_path(args.output))
+    output = paths.check_writable(check_output_dir(user_path(args.output)), "--output")
     specs = [esd.spec(split, args.mean_signal_length) for split in splits]
     for spec in specs:  # every split must be there before anything is written
         spec.list_utterances(root)
@@ -141,7 +142,8 @@ def esd_main(argv: list[str] | None = None) -> int:
 
 def add_mix(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mfcc_dir", default=str(MFCC_DIR), help="folder of <NAME>.npy files (default: MFCC/)")
-    parser.add_argument("--output", help="merged file (default: <mfcc_dir>/INTERSECT.npy)")
+    parser.add_argument("--output", help="merged file (default: <mfcc_dir>/INTERSECT.npy, replaced on every run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
 
 
 def run_mix(args: argparse.Namespace) -> int:
@@ -155,6 +157,10 @@ def run_mix(args: argparse.Namespace) -> int:
     output = user_path(args.output) if args.output else mfcc_dir / OUTPUT_NAME
     if output.is_dir():
         raise UserError(f"--output {output}: must be a file name, not a folder")
+    if args.output and output.exists() and not args.overwrite:
+        raise UserError(f"--output {output}: the file exists; give --overwrite to replace it (only the default "
+                        f"{OUTPUT_NAME} is replaced without asking, as the seed's mix_data.py did)")
+    paths.check_writable(output.parent, "--output")
     inputs = find_inputs(mfcc_dir, output)
     if not inputs:
         raise UserError(f"{mfcc_dir}: no feature file to merge (extract corpora first: timnet extract, "
