@@ -16,6 +16,7 @@ import pytest
 
 from helpers import FAST, TINY_LABELS, run_cli, write_tiny
 from timnet.cli import legacy as main
+from timnet.features.corpora import CLASS_LABELS
 from timnet.features.files import read_npy, write_npy_dict
 
 FRAMES = 12  # within the receptive field of every network below: no warning on stderr
@@ -398,3 +399,211 @@ def test_cli_process_wrong_architecture(tmp_path: Path) -> None:
     err = "\n".join(line for line in proc.stderr.splitlines() if not _RUNTIME_NOISE.match(line))
     _check_error(proc.returncode, err, expected)
     assert _written(tmp_path) == []
+
+
+# --- predict, export, extract, mix: the same rules ------------------------------------------
+
+
+def _wav(path: Path) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(4000, np.float32), 16000)
+    return path
+
+
+def _existing_export(tmp: Path):
+    (tmp / "model.keras").write_bytes(b"keep me")
+    return (["--test_path", str(_weights(tmp / "run")), "--output", str(tmp / "model.keras")],
+            [f"--output {tmp / 'model.keras'}", "exists", "--overwrite"])
+
+
+def _export_malformed(tmp: Path):
+    argv, expected = _malformed_keras_metadata(tmp)
+    return [argv[2], argv[3], "--output", str(tmp / "out.keras")], expected
+
+
+def _export_other_keras(tmp: Path):
+    argv, expected = _other_keras_model(tmp)
+    return [argv[2], argv[3], "--output", str(tmp / "out.keras")], expected
+
+
+def _export_embedding_without_centroids(tmp: Path):
+    from timnet.modelfiles import keras2 as legacy_weights
+    from timnet.network.layers import build_timnet_model
+
+    model = build_timnet_model((FRAMES, 39), 5, head="embedding", dilation_size=2)
+    (tmp / "run").mkdir()
+    weights = legacy_weights.write_weight_file(model, tmp / "run" / "weights_best.hdf5",
+                                               {"head": "embedding", "class_labels": list(TINY_LABELS)})
+    return (["--test_path", str(weights), "--data", str(tmp / "gone.npy"), "--output", str(tmp / "out.keras")],
+            [str(weights), "without class centroids", str(tmp / "gone.npy"), "not found"])
+
+
+def _export_unwritable(tmp: Path):
+    return (["--test_path", str(_weights(tmp / "run")), "--output", "/sys/timnet.keras"],
+            ["--output /sys", "cannot write in /sys"])
+
+
+def _predict_unwritable(tmp: Path):
+    return (["--mode", "predict", "--test_path", str(_weights(tmp / "run", portable=True)), "--wav",
+             str(_wav(tmp / "a.wav")), "--result_path", "/sys/timnet_predict"],
+            ["--result_path /sys/timnet_predict", "cannot write"])
+
+
+MODEL_FILE_CASES: dict[str, Case] = {
+    "export_existing_output": _existing_export, "export_malformed_metadata": _export_malformed,
+    "export_other_keras_model": _export_other_keras,
+    "export_embedding_without_centroids": _export_embedding_without_centroids,
+    "export_unwritable_output": _export_unwritable,
+}
+
+
+@pytest.mark.parametrize("case", [*MODEL_FILE_CASES, "predict_unwritable"])
+def test_bad_model_file_command(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    if case == "predict_unwritable":
+        argv, expected = _predict_unwritable(tmp_path)
+    else:
+        argv, expected = MODEL_FILE_CASES[case](tmp_path)
+        argv = ["--mode", "export", *argv]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    rc = _main(argv)
+    _check_error(rc, capsys.readouterr().err, expected)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "a failed command wrote, removed or changed a file"
+
+
+def _feature_folder(tmp: Path) -> Path:
+    folder = tmp / "MFCC"
+    folder.mkdir()
+    write_tiny(folder / "EMODB.npy", class_labels=CLASS_LABELS["EMODB"], n=14, n_classes=7, frames=FRAMES)
+    return folder
+
+
+def test_mix_refuses_nan_features(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from timnet.cli.features import mix_main
+
+    folder = _feature_folder(tmp_path)
+    data = read_npy(folder / "EMODB.npy")
+    data["x"][4, 0, 0] = np.nan
+    data["path"] = np.array([f"wav/{i}.wav" for i in range(14)])
+    write_npy_dict(folder / "EMODB.npy", data)
+    _check_error(mix_main(["--mfcc_dir", str(folder)]), capsys.readouterr().err,
+                 [str(folder / "EMODB.npy"), "utterance 4 (wav/4.wav)", "nan"])
+    assert sorted(p.name for p in folder.iterdir()) == ["EMODB.npy"]
+
+
+def test_mix_replaces_only_its_default_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from timnet.cli import main as timnet_main
+
+    folder = _feature_folder(tmp_path)
+    mine = tmp_path / "mine.npy"
+    mine.write_bytes(b"keep me")
+    _check_error(timnet_main(["mix", "--mfcc_dir", str(folder), "--output", str(mine)]), capsys.readouterr().err,
+                 [f"--output {mine}", "exists", "--overwrite"])
+    assert mine.read_bytes() == b"keep me"
+    assert timnet_main(["mix", "--mfcc_dir", str(folder)]) == 0
+    assert timnet_main(["mix", "--mfcc_dir", str(folder)]) == 0  # the seed's own output: replaced, and said
+    assert "replaced the earlier INTERSECT.npy (8 utterances)" in capsys.readouterr().out
+    assert timnet_main(["mix", "--mfcc_dir", str(folder), "--output", str(mine), "--overwrite"]) == 0
+    assert len(read_npy(mine)["x"]) == 8
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ["EMODB.npy", "exists", "--overwrite"]),
+    (["--mean_signal_length", "100", "--name", "NEW"], ["--mean_signal_length 100", "1 frame(s)", "512"]),
+    (["--output", "/sys/timnet_mfcc", "--name", "NEW"], ["--output /sys/timnet_mfcc", "cannot write"]),
+])
+def test_bad_extraction(flags: list[str], expected: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from timnet.cli import main as timnet_main
+
+    folder = _feature_folder(tmp_path)
+    _wav(tmp_path / "emodb" / "wav" / "03a01Wa.wav")
+    before = (folder / "EMODB.npy").read_bytes()
+    rc = timnet_main(["extract", "--corpus", "EMODB", "--input", str(tmp_path / "emodb"), "--output", str(folder),
+                      "--jobs", "1", "--no_progress", *flags])
+    _check_error(rc, capsys.readouterr().err, expected)
+    assert sorted(p.name for p in folder.iterdir()) == ["EMODB.npy"]
+    assert (folder / "EMODB.npy").read_bytes() == before
+
+
+# --- run folders, devices, Ctrl-C ---------------------------------------------------------
+
+
+def test_run_folders_are_created_exclusively(tmp_path: Path) -> None:
+    from timnet import paths
+
+    wanted = [tmp_path / "models" / "toy_46_t", tmp_path / "results" / "toy_46_t", tmp_path / "log" / "t"]
+    first = paths.create_exclusive(wanted)
+    assert first == wanted and all(p.is_dir() for p in wanted)
+    (tmp_path / "results" / "toy_46_t_2").mkdir()  # taken by some other run: skipped for all three
+    assert [p.name for p in paths.create_exclusive(wanted)] == ["toy_46_t_3", "toy_46_t_3", "t_3"]
+    paths.remove_empty(first)
+    assert not any(p.exists() for p in first)
+
+
+def test_two_trainings_in_the_same_second_keep_their_own_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """The second run's name is taken: it writes to ``..._2`` and the first run's files stay."""
+    from timnet.training import loop
+
+    monkeypatch.setattr(loop, "timestamp", lambda: "20260101-120000")
+    data = write_tiny(tmp_path / "toy.npy", n=40, frames=FRAMES)
+    first = tmp_path / "out" / "models" / "toy_46_20260101-120000"
+    first.mkdir(parents=True)
+    (first / "weights_best.hdf5").write_bytes(b"the first run's weights")
+    rc = _main(["--mode", "train", "--data", str(data), *_outputs(tmp_path), "--no_figures", "--dilation_size", "2",
+                "--filter_size", "4"])
+    assert rc == 0, capsys.readouterr().err
+    assert (first / "weights_best.hdf5").read_bytes() == b"the first run's weights"
+    second = first.with_name(first.name + "_2")
+    assert (second / "weights_best.hdf5").is_file()
+    assert (tmp_path / "out" / "results" / second.name / "metrics.json").is_file()
+    assert (tmp_path / "out" / "log" / "20260101-120000_2").is_dir()
+
+
+def test_gpu_that_does_not_exist_warns_and_uses_the_cpu(capsys: pytest.CaptureFixture) -> None:
+    import tensorflow as tf
+
+    from timnet.training.devices import configure_devices
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    configure_devices("3")
+    err = capsys.readouterr().err
+    assert err.startswith("warning: --gpu 3: this machine has no GPU") and "running on the CPU" in err
+
+
+def test_ctrl_c_during_extraction(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): one line, exit 130,
+    no worker traceback, no feature file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO_ROOT, cli_env
+
+    for i in range(400):
+        _wav(tmp_path / "emodb" / "wav" / f"{3 + i % 7:02d}{'abcd'[i // 100]}{i % 100:02d}Wa.wav")
+    out = tmp_path / "MFCC"
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "timnet", "extract", "--corpus", "EMODB", "--input",
+                                 str(tmp_path / "emodb"), "--output", str(out), "--jobs", "2"],
+                                cwd=tmp_path, env={**cli_env(), "PYTHONPATH": str(REPO_ROOT / "Code")},
+                                stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.time() + 120
+    while "files under" not in log.read_text() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the workers are busy now
+    assert proc.poll() is None, log.read_text()
+    os.killpg(proc.pid, signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    text = log.read_text()
+    assert rc == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "interrupted: nothing was saved" in text
+    assert not out.exists() or not any(out.iterdir())

@@ -14,7 +14,6 @@ from timnet.errors import UserError
 from timnet.features import corpus_prep
 from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH, SEED_SIGNAL_LENGTH, corpus_key
 from timnet.features.corpus_prep import CorpusSpec, esd, generic
-from timnet.features.mfcc import default_jobs
 from timnet.paths import ESD_DIR, FIG_DIR, MFCC_DIR
 
 # --- extract ---------------------------------------------------------------------------
@@ -80,6 +79,7 @@ def check_name(name: str) -> str:
 
 def run_extract(args: argparse.Namespace) -> int:
     from timnet.features.extract import extract_corpus, print_report
+    from timnet.features.mfcc import default_jobs  # librosa loads with the command, not with --help
 
     root = user_path(args.input)
     if not root.is_dir():
@@ -111,6 +111,7 @@ def run_esd(args: argparse.Namespace) -> int:
     """ESD's train and test splits (as the seed did), replacing the seed's own outputs."""
     from timnet.features.extract import extract_corpus, print_report
     from timnet.features.files import describe_existing
+    from timnet.features.mfcc import default_jobs
 
     splits = ["train", "test"] + (["evaluation"] if args.evaluation else [])
     root = user_path(args.input)

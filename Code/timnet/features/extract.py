@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from timnet.errors import UserError
-from timnet.features.corpus_prep import CorpusSpec, Utterance
 from timnet.features.corpora import HOP_LENGTH
+from timnet.features.corpus_prep import CorpusSpec, Utterance
 from timnet.features.files import MIN_FRAMES, write_npy_dict
 from timnet.features.mfcc import Failure, extract_many
 
