@@ -63,7 +63,7 @@ def _missing(tmp: Path):
 
 
 def _unknown_name(tmp: Path):
-    return ["--data", "NO_SUCH_CORPUS"], ["NO_SUCH_CORPUS.npy", "not found"]
+    return ["--data", "NO_SUCH_CORPUS"], ["NO_SUCH_CORPUS.npy", "not found", "expected a .npy feature file"]
 
 
 def _not_a_dict(tmp: Path):
@@ -329,8 +329,14 @@ def _other_keras_model(tmp: Path):
     return (["--data", str(_data(tmp)), "--test_path", str(other)], [str(other), "not a TIM-Net model file"])
 
 
+def _loss_against_head(tmp: Path):
+    weights = _weights(tmp / "run", head="embedding", class_labels=TINY_LABELS)
+    return (["--data", str(_data(tmp)), "--test_path", str(tmp / "run"), "--loss", "ce"],
+            [str(weights), "--loss ce but the weights file has the embedding (N-pair) head"])
+
+
 TEST_CASES.update({
-    "nan_features": _test_nan_features, "malformed_keras_metadata": _malformed_keras_metadata,
+    "loss_against_head": _loss_against_head, "nan_features": _test_nan_features, "malformed_keras_metadata": _malformed_keras_metadata,
     "other_keras_model": _other_keras_model,
     "result_path_unwritable": lambda tmp: (["--data", str(_data(tmp)), "--test_path", str(_weights(tmp / "run")),
                                             "--result_path", "/sys/timnet_results"],
@@ -607,3 +613,29 @@ def test_ctrl_c_during_extraction(tmp_path: Path) -> None:
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "interrupted: nothing was saved" in text
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_every_path_flag_is_taken_from_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule for every path a user types (stated in --help): the current folder, never the repository."""
+    from timnet.cli.options import config_from_args
+
+    monkeypatch.chdir(tmp_path)
+    args = main.build_parser().parse_args(["--model_path", "m", "--result_path", "r", "--log_dir", "l"])
+    config = config_from_args(args)
+    assert (config.model_path, config.result_path, config.log_dir) == (tmp_path / "m", tmp_path / "r", tmp_path / "l")
+    assert "taken from the current folder" in main.build_parser().format_help()
+
+
+def test_a_run_that_saved_nothing_says_why_and_leaves_no_empty_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """No epoch with a finite validation loss (a diverged training): not reported as an interruption."""
+    from timnet.training.callbacks import WeightsWriter
+
+    monkeypatch.setattr(WeightsWriter, "on_epoch_end", lambda self, epoch, logs=None: None)
+    data = write_tiny(tmp_path / "toy.npy", n=40, frames=FRAMES)
+    rc = _main(["--mode", "train", "--data", str(data), *_outputs(tmp_path), "--no_figures", "--dilation_size", "2",
+                "--filter_size", "4"])
+    line = _check_error(rc, capsys.readouterr().err, ["no epoch ended with a finite validation loss", "--lr"])
+    assert "interrupted" not in line
+    assert list((tmp_path / "out" / "models").iterdir()) == []
+    assert list((tmp_path / "out" / "results").iterdir()) == []
