@@ -448,7 +448,7 @@ def _export_embedding_without_centroids(tmp: Path):
 
 def _export_unwritable(tmp: Path):
     return (["--test_path", str(_weights(tmp / "run")), "--output", "/sys/timnet.keras"],
-            ["--output /sys", "cannot write in /sys"])
+            ["--output /sys/timnet.keras", "cannot write in /sys"])
 
 
 def _predict_unwritable(tmp: Path):
@@ -531,6 +531,18 @@ def test_bad_extraction(flags: list[str], expected: list[str], tmp_path: Path, c
     _check_error(rc, capsys.readouterr().err, expected)
     assert sorted(p.name for p in folder.iterdir()) == ["EMODB.npy"]
     assert (folder / "EMODB.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize("command, expected", [
+    (["figures", "architecture", "--output", "/sys/timnet.png"], ["--output /sys/timnet.png", "cannot write in /sys"]),
+    (["demo-corpus", "--output", "/sys/timnet_demo"], ["--output /sys/timnet_demo", "cannot write in /sys"]),
+    (["mix", "--mfcc_dir", "/sys"], ["--mfcc_dir /sys/INTERSECT.npy", "cannot write in /sys"]),
+])
+def test_unwritable_outputs_of_other_commands(command: list[str], expected: list[str],
+                                              capsys: pytest.CaptureFixture) -> None:
+    from timnet.cli import main as timnet_main
+
+    _check_error(timnet_main(command), capsys.readouterr().err, expected)
 
 
 # --- run folders, devices, Ctrl-C ---------------------------------------------------------

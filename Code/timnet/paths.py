@@ -43,23 +43,25 @@ def resolve(path: str | Path, base: Path | None = None) -> Path:
     return ((base or REPO_ROOT) / p).absolute()
 
 
-def check_writable(folder: str | Path, flag: str) -> Path:
+def check_writable(folder: str | Path, flag: str, given: str | Path | None = None) -> Path:
     """Fail before any work when ``folder`` cannot be created or written: a probe file is
-    created and removed in it (or in its nearest existing parent; nothing is left behind)."""
+    created and removed in it (or in its nearest existing parent; nothing is left behind).
+    ``given``: what the user typed when it is a file in ``folder`` (named in the message)."""
     from timnet.errors import UserError
 
     folder = Path(folder)
+    shown = given if given is not None else folder
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; choose another folder")
+        raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; choose another folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".timnet_write_probe_", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"{flag} {folder}: cannot write in {existing} ({exc.strerror}); choose a folder you can "
+        raise UserError(f"{flag} {shown}: cannot write in {existing} ({exc.strerror}); choose a folder you can "
                         "write to") from None
     return folder
 

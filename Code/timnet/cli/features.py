@@ -161,7 +161,7 @@ def run_mix(args: argparse.Namespace) -> int:
     if args.output and output.exists() and not args.overwrite:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it (only the default "
                         f"{OUTPUT_NAME} is replaced without asking, as the seed's mix_data.py did)")
-    paths.check_writable(output.parent, "--output")
+    paths.check_writable(output.parent, "--output" if args.output else "--mfcc_dir", output)
     inputs = find_inputs(mfcc_dir, output)
     if not inputs:
         raise UserError(f"{mfcc_dir}: no feature file to merge (extract corpora first: timnet extract, "
@@ -209,7 +209,7 @@ def run_demo_corpus(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     counts = generate_corpus(
-        user_path(args.output), speakers=args.speakers,
+        paths.check_writable(user_path(args.output), "--output"), speakers=args.speakers,
         per_split={"train": args.train, "test": args.test, "evaluation": args.evaluation},
         seed=args.seed, sample_rate=args.sample_rate, jobs=args.jobs, force=args.force, progress=True,
     )
@@ -242,10 +242,12 @@ def add_figures(parser: argparse.ArgumentParser) -> None:
 
 def run_figures(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    output = user_path(args.output)
+    paths.check_writable(output.parent, "--output", output)
     from timnet.evaluation.figures import draw_architecture
 
     out = draw_architecture(
-        user_path(args.output), filters=args.filters, kernel_size=args.kernel_size,
+        output, filters=args.filters, kernel_size=args.kernel_size,
         dilation_size=args.dilation_size, stack_size=args.stack_size, bidirection=args.bidirection,
         head=args.head, num_classes=args.num_classes, input_shape=(args.time_steps, args.feature_dim),
     )

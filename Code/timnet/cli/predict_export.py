@@ -86,7 +86,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"--output {output}: the portable model file must end in .keras")
     if output.exists() and not args.overwrite:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
-    paths.check_writable(output.parent, "--output")
+    paths.check_writable(output.parent, "--output", output)
     source = resolve_model_file(user_path(args.test_path), args.fold)
     head, has_centroids = file_head(source)
     features = None
