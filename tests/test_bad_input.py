@@ -259,6 +259,12 @@ def _one_frame(tmp: Path):
     return ["--data", str(path)], [str(path), "1 frame(s)", "at least 2", "--mean_signal_length"]
 
 
+def _no_mfcc(tmp: Path):
+    write_npy_dict(tmp / "empty.npy", {"x": np.zeros((40, FRAMES, 0), np.float32), "y": np.eye(5)[np.arange(40) % 5],
+                                        "class_labels": np.array(TINY_LABELS)})
+    return ["--data", str(tmp / "empty.npy")], [str(tmp / "empty.npy"), "n_mfcc >= 1"]
+
+
 def _rare_class_kfold(tmp: Path):
     path = _toy(tmp, "rare.npy", [0] * 20 + [1] * 19 + [2])
     return (["--data", str(path), "--protocol", "kfold", "--split_fold", "5"],
@@ -300,7 +306,7 @@ def _result_path_unwritable(tmp: Path):
 TRAIN_CASES.update({name: _config_case(*case) for name, case in CONFIG_CASES.items()})
 TRAIN_CASES.update({
     "nan_features": _nan_features, "inf_features": _inf_features, "one_class": _one_class,
-    "one_class_present": _one_class_present, "one_frame": _one_frame, "rare_class_kfold": _rare_class_kfold,
+    "one_class_present": _one_class_present, "one_frame": _one_frame, "no_mfcc": _no_mfcc, "rare_class_kfold": _rare_class_kfold,
     "holdout_too_small": _holdout_too_small, "loso_class_of_one_speaker": _loso_class_of_one_speaker,
     "model_path_under_a_file": _model_path_under_a_file, "log_dir_unwritable": _log_dir_unwritable,
     "result_path_unwritable": _result_path_unwritable,
@@ -558,6 +564,9 @@ def test_run_folders_are_created_exclusively(tmp_path: Path) -> None:
     assert [p.name for p in paths.create_exclusive(wanted)] == ["toy_46_t_3", "toy_46_t_3", "t_3"]
     paths.remove_empty(first)
     assert not any(p.exists() for p in first)
+    same = [tmp_path / "runs" / "toy_46_t", tmp_path / "runs" / "toy_46_t", tmp_path / "log" / "t"]  # one folder twice
+    assert paths.create_exclusive(same) == same
+    assert paths.create_exclusive(same) == [tmp_path / "runs" / "toy_46_t_2"] * 2 + [tmp_path / "log" / "t_2"]
 
 
 def test_two_trainings_in_the_same_second_keep_their_own_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

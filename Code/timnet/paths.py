@@ -70,18 +70,21 @@ def create_exclusive(folders: Sequence[Path]) -> list[Path]:
     """Create ``folders`` (a run's weights, results and logs) exclusively: when any of them
     exists, all get the next suffix ``_2``, ``_3``, ... so a run never writes into a folder
     another run created (mkdir without exist_ok is atomic, even for runs in the same second)."""
+    unique = list(dict.fromkeys(Path(f).absolute() for f in folders))  # --model_path = --result_path: one folder
     for n in itertools.count(1):
         suffix = "" if n == 1 else f"_{n}"
         made: list[Path] = []
         try:
-            for folder in folders:
+            for folder in unique:
                 target = folder.with_name(folder.name + suffix)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.mkdir()
                 made.append(target)
-            return made
         except FileExistsError:
             remove_empty(made)
+            continue
+        created = dict(zip(unique, made))
+        return [created[Path(f).absolute()] for f in folders]
     raise AssertionError("unreachable")
 
 

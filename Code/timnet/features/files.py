@@ -180,8 +180,8 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
             f"{path}: expected a dict with keys 'x' and 'y' (np.save(path, {{'x': X, 'y': Y}}))"
         )
     x, y = np.asarray(obj["x"]), np.asarray(obj["y"])
-    if x.ndim != 3:
-        raise FeatureFileError(f"{path}: 'x' must have shape (N, T, n_mfcc), got {x.shape}")
+    if x.ndim != 3 or x.shape[2] == 0:
+        raise FeatureFileError(f"{path}: 'x' must have shape (N, T, n_mfcc) with n_mfcc >= 1, got {x.shape}")
     if y.ndim != 2:
         raise FeatureFileError(f"{path}: 'y' must be one-hot of shape (N, C), got {y.shape}")
     if len(x) != len(y):
