@@ -1,7 +1,7 @@
 """Turn a corpus, as published, into the original's feature file ``MFCC/<NAME>.npy``.
 
-    python Code/extract_features.py --corpus EMODB --input data/EMODB --output MFCC
-    python Code/extract_features.py --corpus generic --input data/mine --name MINE --classes angry,happy
+    timnet extract --corpus EMODB --input data/EMODB --output MFCC
+    timnet extract --corpus generic --input data/mine --name MINE --classes angry,happy
 
 The file is the original format (a dict with ``x`` (N, T, 39) and one-hot ``y``), so
 the original code reads it, plus ``speaker``, ``path`` (relative to the input folder)

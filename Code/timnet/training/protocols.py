@@ -54,7 +54,7 @@ def loso_splits(speakers: np.ndarray | None, source: str) -> list[Split]:
     if speakers is None:
         raise UserError(
             f"{source}: --protocol loso needs a 'speaker' key in the feature file "
-            "(re-extract it with Code/extract_features.py)"
+            "(re-extract it with timnet extract, which records the speakers)"
         )
     groups = np.asarray(speakers).astype(str)
     if len(np.unique(groups)) < 2:
