@@ -3,7 +3,11 @@ and ``MFCC/ESD_test.npy`` from ``data/Emotional_Speech_Dataset`` (``timnet.cli.f
 
 import sys
 
-from timnet.cli.features import esd_main
+try:
+    from timnet.cli.features import esd_main
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, as everywhere
+    print("interrupted: nothing was saved", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(esd_main())

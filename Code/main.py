@@ -6,7 +6,11 @@ train|test|...`` is the same with subcommands.
 
 import sys
 
-from timnet.cli.legacy import main
+try:
+    from timnet.cli.legacy import main
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, as everywhere
+    print("interrupted: nothing was saved", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,9 @@ except ModuleNotFoundError as exc:
     print("error: the timnet package is not installed in this Python: run `make setup` and use .venv/bin/python, "
           "or `pip install -e .` in the repository", file=sys.stderr)
     sys.exit(2)
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, as everywhere
+    print("interrupted: nothing was saved", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

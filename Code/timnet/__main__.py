@@ -2,6 +2,10 @@
 
 import sys
 
-from timnet.cli import main
+try:
+    from timnet.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, as everywhere
+    print("interrupted: nothing was saved", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -279,7 +279,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
     Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
-    Flag("gpu", "gpu", "devices", "GPU index or comma-separated list (several: mirrored); -1: CPU"),
+    Flag("gpu", "gpu", "devices", "GPU index or comma-separated list (several: mirrored); -1: CPU. On a machine "
+         "without a GPU a warning names this flag and the CPU is used; an index the machine lacks is an error"),
     Flag("mixed_precision", "mixed_precision", "devices", "float16 compute (GPUs only)"),
     Flag("model_path", "model_path", "outputs", "where training writes its run folder"),
     Flag("result_path", "result_path", "outputs", "where reports and figures go"),

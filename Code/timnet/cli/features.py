@@ -8,12 +8,12 @@ import os
 import time
 from pathlib import Path
 
+from timnet import paths
 from timnet.cli.common import positive_int, run_command, user_path
 from timnet.errors import UserError
 from timnet.features import corpus_prep
 from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH, SEED_SIGNAL_LENGTH, corpus_key
 from timnet.features.corpus_prep import CorpusSpec, esd, generic
-from timnet.features.mfcc import default_jobs
 from timnet.paths import ESD_DIR, FIG_DIR, MFCC_DIR
 
 # --- extract ---------------------------------------------------------------------------
@@ -79,11 +79,12 @@ def check_name(name: str) -> str:
 
 def run_extract(args: argparse.Namespace) -> int:
     from timnet.features.extract import extract_corpus, print_report
+    from timnet.features.mfcc import default_jobs  # librosa loads with the command, not with --help
 
     root = user_path(args.input)
     if not root.is_dir():
         raise UserError(f"--input {args.input}: input folder not found (give the corpus folder as published)")
-    output = check_output_dir(user_path(args.output))
+    output = paths.check_writable(check_output_dir(user_path(args.output)), "--output")
     spec = spec_from_args(args, root)
     check_name(spec.name)
     target = output / f"{spec.name}.npy"
@@ -110,13 +111,14 @@ def run_esd(args: argparse.Namespace) -> int:
     """ESD's train and test splits (as the seed did), replacing the seed's own outputs."""
     from timnet.features.extract import extract_corpus, print_report
     from timnet.features.files import describe_existing
+    from timnet.features.mfcc import default_jobs
 
     splits = ["train", "test"] + (["evaluation"] if args.evaluation else [])
     root = user_path(args.input)
     if not root.is_dir():
         raise UserError(f"--input {args.input}: ESD folder not found (download ESD and extract it as "
                         "data/Emotional_Speech_Dataset, or give --input)")
-    output = check_output_dir(user_path(args.output))
+    output = paths.check_writable(check_output_dir(user_path(args.output)), "--output")
     specs = [esd.spec(split, args.mean_signal_length) for split in splits]
     for spec in specs:  # every split must be there before anything is written
         spec.list_utterances(root)
@@ -141,7 +143,8 @@ def esd_main(argv: list[str] | None = None) -> int:
 
 def add_mix(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mfcc_dir", default=str(MFCC_DIR), help="folder of <NAME>.npy files (default: MFCC/)")
-    parser.add_argument("--output", help="merged file (default: <mfcc_dir>/INTERSECT.npy)")
+    parser.add_argument("--output", help="merged file (default: <mfcc_dir>/INTERSECT.npy, replaced on every run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
 
 
 def run_mix(args: argparse.Namespace) -> int:
@@ -155,6 +158,10 @@ def run_mix(args: argparse.Namespace) -> int:
     output = user_path(args.output) if args.output else mfcc_dir / OUTPUT_NAME
     if output.is_dir():
         raise UserError(f"--output {output}: must be a file name, not a folder")
+    if args.output and output.exists() and not args.overwrite:
+        raise UserError(f"--output {output}: the file exists; give --overwrite to replace it (only the default "
+                        f"{OUTPUT_NAME} is replaced without asking, as the seed's mix_data.py did)")
+    paths.check_writable(output.parent, "--output" if args.output else "--mfcc_dir", output)
     inputs = find_inputs(mfcc_dir, output)
     if not inputs:
         raise UserError(f"{mfcc_dir}: no feature file to merge (extract corpora first: timnet extract, "
@@ -202,7 +209,7 @@ def run_demo_corpus(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     counts = generate_corpus(
-        user_path(args.output), speakers=args.speakers,
+        paths.check_writable(user_path(args.output), "--output"), speakers=args.speakers,
         per_split={"train": args.train, "test": args.test, "evaluation": args.evaluation},
         seed=args.seed, sample_rate=args.sample_rate, jobs=args.jobs, force=args.force, progress=True,
     )
@@ -235,10 +242,12 @@ def add_figures(parser: argparse.ArgumentParser) -> None:
 
 def run_figures(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    output = user_path(args.output)
+    paths.check_writable(output.parent, "--output", output)
     from timnet.evaluation.figures import draw_architecture
 
     out = draw_architecture(
-        user_path(args.output), filters=args.filters, kernel_size=args.kernel_size,
+        output, filters=args.filters, kernel_size=args.kernel_size,
         dilation_size=args.dilation_size, stack_size=args.stack_size, bidirection=args.bidirection,
         head=args.head, num_classes=args.num_classes, input_shape=(args.time_steps, args.feature_dim),
     )

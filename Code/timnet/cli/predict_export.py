@@ -10,19 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from timnet import paths
 from timnet.cli.common import user_path
 from timnet.errors import UserError
 
 
 def result_folder(result_path: Path) -> Path:
-    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when that exists already."""
+    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here)."""
     from timnet.training.loop import timestamp
 
-    base = result_path / f"predict_{timestamp()}"
-    folder, n = base, 1
-    while folder.exists():
-        n += 1
-        folder = base.with_name(f"{base.name}_{n}")
+    (folder,) = paths.create_exclusive([result_path / f"predict_{timestamp()}"])
     return folder
 
 
@@ -40,6 +37,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise UserError(f"--window_hop {args.window_hop}: give a positive number of seconds")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give at least 1")
+    paths.check_writable(Path(args.result_path), "--result_path")
     wav = user_path(args.wav)
     files = find_audio(wav)
     if not files:
@@ -88,6 +86,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"--output {output}: the portable model file must end in .keras")
     if output.exists() and not args.overwrite:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
+    paths.check_writable(output.parent, "--output", output)
     source = resolve_model_file(user_path(args.test_path), args.fold)
     head, has_centroids = file_head(source)
     features = None

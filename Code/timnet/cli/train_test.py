@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import provenance
 from timnet.features.files import load_data
+from timnet.training.protocols import training_splits
 
 SEED_TEST_PATH = "Test_Models/INTERSECT_46_dilation_8_dropout_05_add_esd_npairLoss"
 
@@ -51,21 +53,25 @@ def print_written(folder: Path, written: dict[str, Path]) -> None:
 
 def excel_name(config: TrainingConfig, kind: str, war: float, folder: Path) -> str:
     """The original's workbook name: ``<data>_<kind>_<WAR>_<seed>_<time>.xlsx``."""
-    return f"{config.data_name}_{kind}_{war:.4f}_{config.random_seed}_{folder.name[-15:]}.xlsx"
+    stamp = re.search(r"\d{8}-\d{6}(_\d+)?$", folder.name)
+    return f"{config.data_name}_{kind}_{war:.4f}_{config.random_seed}_{stamp[0] if stamp else folder.name}.xlsx"
 
 
 def run_train(args: argparse.Namespace) -> int:
     start, started = time.time(), dt.datetime.now(dt.UTC)
     config = config_from_args(args)  # impossible settings fail before anything loads
+    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
+                            log_dir=paths.resolve(config.log_dir))
+    for name in ("model_path", "result_path", "log_dir"):
+        paths.check_writable(getattr(config, name), f"--{name}")
     features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+    training_splits(config, features)  # so do classes a protocol cannot train on
     feature_record = provenance.feature_file_record(features.path)  # the file as read, before training
 
     from timnet.evaluation.run_outputs import write_test_outputs, write_train_outputs
     from timnet.training.devices import configure_devices, is_chief
     from timnet.training.loop import train
 
-    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
-                            log_dir=paths.resolve(config.log_dir))
     strategy = configure_devices(config.gpu)
     if config.mixed_precision:
         enable_mixed_precision()
@@ -109,6 +115,8 @@ def run_test(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC)
     config = config_from_args(args)
     overrides = architecture_overrides(args)
+    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path))
+    paths.check_writable(config.result_path, "--result_path")
     features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
     feature_record = provenance.feature_file_record(features.path)
 
@@ -117,13 +125,12 @@ def run_test(args: argparse.Namespace) -> int:
     from timnet.training.devices import configure_devices
     from timnet.training.loop import timestamp
 
-    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path))
     strategy = configure_devices(config.gpu)
     seed_everything(config.random_seed)
     test_path = user_path(args.test_path) if getattr(args, "test_path", None) else default_test_path(config.model_path)
     figures = not getattr(args, "no_figures", False)
     report = test(config, features, test_path, overrides, with_fused=figures)
-    result_dir = config.result_path / f"{config.data_name}_test_{timestamp()}"
+    (result_dir,) = paths.create_exclusive([config.result_path / f"{config.data_name}_test_{timestamp()}"])
     print(f"Test of {test_path} on {features.path} ({len(features.x)} utterances)")
     report.print()
     report.provenance = provenance.collect(report, feature_record, strategy=strategy, started=started)

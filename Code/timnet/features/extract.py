@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from timnet.errors import UserError
+from timnet.features.corpora import HOP_LENGTH
 from timnet.features.corpus_prep import CorpusSpec, Utterance
-from timnet.features.files import write_npy_dict
+from timnet.features.files import MIN_FRAMES, write_npy_dict
 from timnet.features.mfcc import Failure, extract_many
 
 
@@ -69,6 +70,10 @@ def extract_corpus(
     Raises UserError (nothing written) when no file matches the layout or none is readable.
     """
     root = Path(root)
+    frames = 1 + spec.mean_signal_length // HOP_LENGTH
+    if frames < MIN_FRAMES:
+        raise UserError(f"--mean_signal_length {spec.mean_signal_length}: gives {frames} frame(s) per utterance; "
+                        f"TIM-Net needs at least {MIN_FRAMES} (give at least {(MIN_FRAMES - 1) * HOP_LENGTH} samples)")
     utterances = spec.list_utterances(root)
     unknown = sorted({u.label for u in utterances} - set(spec.classes))
     if unknown:

@@ -35,6 +35,8 @@ _ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"),
 }
 _NUMPY_DTYPE_CLASS_MODULES = ("numpy.dtypes",)
+# Fewer frames leave the temporal-aware blocks nothing to relate (T = 1 + samples // 512).
+MIN_FRAMES = 2
 
 
 class FeatureFileError(UserError):
@@ -178,8 +180,8 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
             f"{path}: expected a dict with keys 'x' and 'y' (np.save(path, {{'x': X, 'y': Y}}))"
         )
     x, y = np.asarray(obj["x"]), np.asarray(obj["y"])
-    if x.ndim != 3:
-        raise FeatureFileError(f"{path}: 'x' must have shape (N, T, n_mfcc), got {x.shape}")
+    if x.ndim != 3 or x.shape[2] == 0:
+        raise FeatureFileError(f"{path}: 'x' must have shape (N, T, n_mfcc) with n_mfcc >= 1, got {x.shape}")
     if y.ndim != 2:
         raise FeatureFileError(f"{path}: 'y' must be one-hot of shape (N, C), got {y.shape}")
     if len(x) != len(y):
@@ -202,6 +204,11 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
             f"{path}: 'y' has {y.shape[1]} classes but the class tuple has "
             f"{len(class_labels)} ({', '.join(class_labels)})"
         )
+    if x.shape[1] < MIN_FRAMES:
+        raise FeatureFileError(
+            f"{path}: {x.shape[1]} frame(s) per utterance; TIM-Net needs at least {MIN_FRAMES} "
+            "(re-extract with a longer --mean_signal_length)"
+        )
     x = x.astype(np.float32, copy=False)
     del obj["x"]
     n = len(x)
@@ -217,9 +224,26 @@ def load_features(path: str | Path, class_labels: tuple[str, ...] | None = None)
 
     known = {"x", "y", "speaker", "path", "class_labels"}
     extra = {k: v for k, v in obj.items() if k not in known}
+    files = optional("path")
+    check_finite(x, path, files)
     return FeatureSet(
         x=x, y=y.astype(np.float32, copy=False), class_labels=tuple(class_labels),
-        name=path.stem, path=path, speakers=optional("speaker"), files=optional("path"), extra=extra,
+        name=path.stem, path=path, speakers=optional("speaker"), files=files, extra=extra,
+    )
+
+
+def check_finite(x: np.ndarray, path: Path, files: np.ndarray | None = None) -> None:
+    """NaN or infinite features would poison a training or be scored as some class:
+    refuse the file, naming the first bad utterance (and its audio file when recorded)."""
+    bad = ~np.isfinite(x).all(axis=(1, 2))
+    if not bad.any():
+        return
+    first = int(np.argmax(bad))
+    value = x[first][~np.isfinite(x[first])][0]
+    source = f" ({files[first]})" if files is not None else ""
+    raise FeatureFileError(
+        f"{path}: utterance {first}{source} has {value} features ({int(bad.sum())} utterance(s) affected); "
+        "re-extract the file or remove those utterances"
     )
 
 
@@ -256,6 +280,7 @@ def load_data(data: str) -> FeatureSet:
     except KeyError:
         labels = None
     if not path.is_file():
-        hint = "run the feature extraction first (see README)" if labels else "check the name or give a path"
+        hint = ("run the feature extraction first (timnet extract, see README)" if labels
+                else "expected a .npy feature file made by timnet extract: check the name or give its path")
         raise UserError(f"{path}: feature file not found for --data {data}; {hint}")
     return load_features(path, labels)

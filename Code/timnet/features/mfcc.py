@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -132,7 +133,9 @@ _reason = failure_reason  # older name, used by predict.py
 
 
 def _init_worker() -> None:
-    """One BLAS/OpenMP thread per worker process: the processes are the parallelism."""
+    """One BLAS/OpenMP thread per worker process: the processes are the parallelism.
+    Workers ignore Ctrl-C: the main process alone stops (one line, exit 130) and ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _THREAD_ENV_VARS:
         os.environ[name] = "1"
     try:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def configure_devices(gpu: str | None = "0", quiet: bool = False) -> tf.distribu
             tf.config.experimental.set_memory_growth(device, True)
     except RuntimeError:
         pass  # devices already initialised (tests that build several models in one process)
-    if not selected and not quiet:
+    if wanted and not gpus:
+        print(f"warning: --gpu {gpu}: this machine has no GPU that TensorFlow can use; running on the CPU "
+              "(--gpu -1 chooses the CPU without this warning)", file=sys.stderr)
+    elif not selected and not quiet:
         print("No GPU in use: running on the CPU.")
     if _multi_worker_cluster():
         keras_compat.patch_multi_worker_reduce()

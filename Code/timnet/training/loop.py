@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from timnet import keras_compat
+from timnet import keras_compat, paths
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
@@ -33,7 +33,7 @@ from timnet.network.losses import NPairAccuracy, NPairLoss, smooth_labels
 from timnet.training.callbacks import StopRequest, WeightsWriter, fold_callbacks, save_weights
 from timnet.training.data_pipeline import make_dataset
 from timnet.training.devices import is_chief, worker_scratch_dir
-from timnet.training.protocols import Split, make_splits, select_folds
+from timnet.training.protocols import Split, training_splits
 
 
 @dataclass
@@ -105,17 +105,20 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     """Train under ``config.protocol`` and evaluate every fold's held-out part."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
+    splits = training_splits(config, features)
     stamp = timestamp()
     run = run_name(config, stamp)
     # Non-chief workers of a multi-worker run save into a throwaway folder of their own.
     model_dir = config.model_path / run if chief else worker_scratch_dir(strategy)
     result_dir = config.result_path / run
-    run_log_dir = config.log_dir / run if chief else None
-    splits = make_splits(config.protocol, features.labels, config.random_seed, config.split_fold,
-                         features.speakers, str(features.path or features.name))
-    splits = select_folds(splits, config.first_fold, config.max_folds)
-    # The run folder appears with the first weights file (atomic_path creates it), so a
-    # run that fails or is interrupted before any epoch ends leaves no empty folder.
+    # The chief's folders (weights, reports, TensorBoard, all named like the run) are created
+    # exclusively, with one suffix when another run took the name; removed again, if still
+    # empty, when the run ends without weights.
+    reserved = paths.create_exclusive([model_dir, result_dir, config.log_dir / run]) if chief else []
+    run_log_dir = None
+    if reserved:
+        model_dir, result_dir, run_log_dir = reserved
+        run = run_log_dir.name
     n_classes = len(features.class_labels)
     input_shape = tuple(features.x.shape[1:])
     train_targets = smooth_labels(features.y, config.label_smoothing).astype(np.float32)
@@ -124,7 +127,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     histories: list[dict[str, list[float]]] = []
     stop = StopRequest()
     notes: list[str] = []
-    with stop.installed():
+    with stop.installed(), paths.removed_if_empty(reserved):
         for split in splits:
             fold_start = time.perf_counter()
             keras.utils.set_random_seed(config.random_seed)
@@ -146,8 +149,9 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
                                 verbose=_verbosity(verbose), shuffle=False)  # the dataset shuffles itself
             histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
-            if writer.best_epoch is None:  # interrupted before the first epoch ended
-                notes.append(f"{split.name}: interrupted before the first epoch ended; nothing saved")
+            if writer.best_epoch is None:  # interrupted before the first epoch ended, or diverged
+                notes.append(f"{split.name}: " + ("interrupted before the first epoch ended" if stop.requested
+                                                  else "no epoch with a finite validation loss") + "; nothing saved")
                 break
             if config.protocol == "holdout":
                 legacy_weights.load_into_model(model, path)
@@ -166,8 +170,11 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 notes.append(f"training interrupted by the user during {split.name} "
                              f"(kept epoch {writer.best_epoch})")
                 break
-    if not folds:
-        raise UserError("training was interrupted before any weights were saved: nothing to evaluate")
+        if not folds and stop.requested:
+            raise KeyboardInterrupt  # exit 130: nothing was saved
+        if not folds:
+            raise UserError("no epoch ended with a finite validation loss, so no weights were saved: the training "
+                            "diverged (lower --lr) or the features are unusable")
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
     if run_log_dir is not None:
         tensorboard_logs.log_run_hparams(run_log_dir, run, report)

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, train_test_split
 
+from timnet.config import TrainingConfig
 from timnet.errors import UserError
+from timnet.features.files import FeatureSet
 
 PROTOCOLS = ("holdout", "kfold", "loso")
+# A hold-out validation part smaller than this picks the "best" epoch by noise.
+MIN_VALIDATION = 4
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def loso_splits(speakers: np.ndarray | None, source: str) -> list[Split]:
     if speakers is None:
         raise UserError(
             f"{source}: --protocol loso needs a 'speaker' key in the feature file "
-            "(re-extract it with timnet extract)"
+            "(re-extract it with timnet extract, which records the speakers)"
         )
     groups = np.asarray(speakers).astype(str)
     if len(np.unique(groups)) < 2:
@@ -81,3 +85,43 @@ def select_folds(splits: list[Split], first_fold: int = 1, max_folds: int | None
         raise UserError(f"--max_folds {max_folds}: must be at least 1")
     chosen = splits[first_fold - 1 :]
     return chosen if max_folds is None else chosen[:max_folds]
+
+
+def check_training_data(splits: list[Split], labels: np.ndarray, class_labels: tuple[str, ...], protocol: str,
+                        source: str = "data") -> None:
+    """Refuse data a protocol cannot train on, naming the class or split and the fix.
+
+    At least two classes must be present; every class present in the file needs an
+    utterance in every training part (else the model never sees it, and the report
+    scores it anyway); a hold-out validation part needs :data:`MIN_VALIDATION` utterances."""
+    counts = np.bincount(labels, minlength=len(class_labels))
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = ", ".join(f"{class_labels[c]} ({counts[c]})" for c in present) or "none"
+        raise UserError(f"{source}: training needs at least two classes, the file holds only {only}; "
+                        "use a feature file with more classes")
+    fixes = {"kfold": "use fewer folds (--split_fold), --protocol holdout, or more data of that class",
+             "holdout": "use more data of that class",
+             "loso": "use --protocol kfold or holdout, or more speakers of that class"}
+    for split in splits:
+        seen = np.bincount(labels[split.train], minlength=len(class_labels))
+        missing = [int(c) for c in present if seen[c] == 0]
+        if missing:
+            c = missing[0]
+            raise UserError(f"{source}: class '{class_labels[c]}' ({counts[c]} utterance(s)) has none in the training "
+                            f"part of {split.name} (--protocol {protocol}); {fixes[protocol]}")
+        if protocol == "holdout" and len(split.test) < MIN_VALIDATION:
+            raise UserError(f"{source}: the hold-out split validates on {len(split.test)} utterance(s) of "
+                            f"{len(labels)}; it needs at least {MIN_VALIDATION} (10%: at least "
+                            f"{10 * MIN_VALIDATION - 9} utterances): use more data or --protocol kfold")
+
+
+def training_splits(config: TrainingConfig, features: FeatureSet) -> list[Split]:
+    """The folds ``config`` trains, checked by :func:`check_training_data` (no TensorFlow
+    needed: the command line calls this before TensorFlow loads)."""
+    source = str(features.path or features.name)
+    splits = make_splits(config.protocol, features.labels, config.random_seed, config.split_fold,
+                         features.speakers, source)
+    splits = select_folds(splits, config.first_fold, config.max_folds)
+    check_training_data(splits, features.labels, features.class_labels, config.protocol, source)
+    return splits
