@@ -240,7 +240,7 @@ def test_contradicting_flag_is_refused(runs: dict[str, Any]) -> None:
 def test_sigterm_stops_like_ctrl_c_and_resumes(runs: dict[str, Any]) -> None:
     rc, log = runs["holdout_term"]
     assert rc == 0, log[-3000:]
-    assert "Interrupted (SIGTERM): stopping after this batch" in log
+    assert "Interrupted: stopping after this batch (SIGTERM)" in log
     assert "continue it with:\n  timnet train --resume " in log
     term = runs["base"] / "holdout" / "term"
     rc, log = runs["holdout_resumed"]

@@ -43,8 +43,8 @@ class StopRequest:
                 raise KeyboardInterrupt
             self.requested = True
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-            print(f"\nInterrupted ({name}): stopping after this batch; the saved weights are kept and evaluated.",
-                  file=sys.stderr, flush=True)
+            print(f"\nInterrupted: stopping after this batch ({name}); the saved weights are kept and evaluated, "
+                  "the run can be resumed.", file=sys.stderr, flush=True)
 
         previous: dict[int, Any] = {}
         try:

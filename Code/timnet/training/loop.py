@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,8 +213,11 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
                 model._prebuilt = True
-            history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
-                                initial_epoch=progress.epoch, verbose=_verbosity(verbose), shuffle=False)
+            with warnings.catch_warnings():
+                # The epoch dataset's length is unknown until its first pass ends, which Keras reports.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
+                                    initial_epoch=progress.epoch, verbose=_verbosity(verbose), shuffle=False)
             fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
                             for k, vals in history.history.items()}
             histories.append(fold_history)
