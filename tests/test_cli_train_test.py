@@ -128,8 +128,8 @@ def test_seed_weights_and_keras_file_agree(trained: dict[str, Any]) -> None:
     model_keras, meta = portable_model.load_portable(run["models"] / "weights_best.keras")
     np.testing.assert_allclose(np.asarray(model_h5(x, training=False)), np.asarray(model_keras(x, training=False)),
                                rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(meta["centroids"], wf.centroids, rtol=1e-6)
-    assert meta["class_labels"] == list(TINY_LABELS) and meta["frames"] == FRAMES
+    np.testing.assert_allclose(meta.centroids, wf.centroids, rtol=1e-6)
+    assert list(meta.class_labels) == list(TINY_LABELS) and meta.frames == FRAMES
 
 
 def test_same_seed_gives_identical_runs(trained: dict[str, Any]) -> None:

@@ -152,7 +152,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     if config.resume:
-        state = resume.RunState.load(Path(config.resume))
+        state = resume.RunState.load(resume.find_run(config.resume, config.model_path))
         resume.check_same_settings(config, state)
         resume.check_same_data(features, state)
         run = state.run
@@ -184,14 +184,15 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     stop = StopRequest()
     notes: list[str] = []
     fold_model = FoldModel(config, input_shape, n_classes, strategy, reuse=reuse_model)
-    complete = True
+    done: list[int] = []  # folds trained to their last epoch (this process or an earlier one)
     with stop.installed():
         for split in splits:
             if split.fold in state.completed:
-                done = state.load_fold(split.fold)
-                folds.append(done.result)
-                weights.append(done.weights)
-                histories.append(done.history)
+                kept = state.load_fold(split.fold)
+                folds.append(kept.result)
+                weights.append(kept.weights)
+                histories.append(kept.history)
+                done.append(split.fold)
                 continue
             progress = state.progress if state.progress and state.progress.fold == split.fold else None
             progress = progress or resume.FoldProgress(split.fold)
@@ -227,7 +228,6 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 state.save()  # the last completed epoch's state (epoch 0: the fold's start)
             if writer.best_epoch is None:  # interrupted before the first epoch ended
                 notes.append(f"{split.name}: interrupted before the first epoch ended; nothing saved")
-                complete = False
                 break
             if config.protocol == "holdout" and writer.best_weights is not None:
                 model.set_weights(writer.best_weights)
@@ -239,11 +239,15 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
                               with_fused=True)
             folds.append(result)
-            if finished and chief:
-                state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
+            if finished:
+                done.append(split.fold)
+                if chief:
+                    state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
             if stop.requested:
-                notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
-                complete = False
+                if not finished:
+                    notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
+                elif len(done) < len(splits):
+                    notes.append(f"training interrupted after {split.name}")
                 break
         # Not training: after the last fold, so that it never holds the next fold back.
         if chief and weights:
@@ -251,6 +255,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     if not folds:
         raise UserError("training was interrupted before any weights were saved: nothing to evaluate")
     command = None
+    complete = len(done) == len(splits)
     if complete and chief:
         state.finish()
     elif chief:
