@@ -129,7 +129,7 @@ def test_seed_weights_and_keras_file_agree(trained: dict[str, Any]) -> None:
     np.testing.assert_allclose(np.asarray(model_h5(x, training=False)), np.asarray(model_keras(x, training=False)),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(meta.centroids, wf.centroids, rtol=1e-6)
-    assert list(meta.class_labels) == list(TINY_LABELS) and meta.frames == FRAMES
+    assert meta.class_labels == TINY_LABELS and meta.frames == FRAMES
 
 
 def test_same_seed_gives_identical_runs(trained: dict[str, Any]) -> None:
