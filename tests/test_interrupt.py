@@ -1,5 +1,5 @@
 """Ctrl-C (SIGINT) during training: the run stops cleanly, keeps and evaluates the saved
-weights, writes complete reports and says it was interrupted."""
+weights, writes complete reports, says it was interrupted and how to resume it."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def test_interrupted_training_keeps_its_weights(interrupted: dict[str, Any], nam
     assert run["rc"] == 0, run["log"][-3000:]
     assert "Interrupted: stopping after this batch" in run["log"]
     models = only_run_folder(run["base"] / "models")
-    assert sorted(p.name for p in models.iterdir()) == [weights, weights.replace(".hdf5", ".keras")]
+    assert sorted(p.name for p in models.iterdir()) == [".resume", weights, weights.replace(".hdf5", ".keras")]
+    assert f"continue it with:\n  timnet train --resume {models}" in run["log"]  # the run can be resumed
     wf = legacy_weights.read_weight_file(models / weights)
     assert wf.metadata["epoch"] >= 1 and wf.metadata["head"] == head
     results = only_run_folder(run["base"] / "results")

@@ -130,6 +130,7 @@ class TrainingConfig:
     model_path: Path = Path("Test_Models")
     result_path: Path = Path("Results")
     log_dir: Path = Path("log")
+    resume: str | None = None  # a run folder (or "last") whose interrupted training continues
     architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
     def __post_init__(self) -> None:
@@ -155,6 +156,8 @@ class TrainingConfig:
         parse_gpu_list(self.gpu)
         if not self.data or not str(self.data).strip():
             raise ConfigError("data", self.data, "give a feature file name in MFCC/ or a path to a .npy file")
+        if self.resume is not None and (not isinstance(self.resume, str) or not self.resume.strip()):
+            raise ConfigError("resume", self.resume, "give a run folder under --model_path, or last")
         for name in ("model_path", "result_path", "log_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)))
         if not isinstance(self.architecture, ArchitectureConfig):
@@ -279,6 +282,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
     Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
+    Flag("resume", "resume", "protocol",
+         "continue an interrupted or killed run: its folder under --model_path, or last (settings are the run's)"),
     Flag("gpu", "gpu", "devices", "GPU index or comma-separated list (several: mirrored); -1: CPU. On a machine "
          "without a GPU a warning names this flag and the CPU is used; an index the machine lacks is an error"),
     Flag("mixed_precision", "mixed_precision", "devices", "float16 compute (GPUs only)"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from timnet import paths
 from timnet.cli.common import user_path
-from timnet.cli.options import architecture_overrides, config_from_args
+from timnet.cli.options import architecture_overrides, config_from_args, given_settings
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import provenance
@@ -60,11 +60,17 @@ def excel_name(config: TrainingConfig, kind: str, war: float, folder: Path) -> s
 def run_train(args: argparse.Namespace) -> int:
     start, started = time.time(), dt.datetime.now(dt.UTC)
     config = config_from_args(args)  # impossible settings fail before anything loads
+    data = config.data
+    if config.resume:  # the run's own settings; a flag that contradicts them fails here
+        from timnet.training import resume
+
+        config = resume.resume_config(config.resume, paths.resolve(config.model_path), given_settings(args))
+        data = resume.recorded_data_file(config)
     config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
                             log_dir=paths.resolve(config.log_dir))
     for name in ("model_path", "result_path", "log_dir"):
         paths.check_writable(getattr(config, name), f"--{name}")
-    features = load_data(config.data)  # bad data fails at once, before TensorFlow loads
+    features = load_data(data)  # bad data fails at once, before TensorFlow loads
     training_splits(config, features)  # so do classes a protocol cannot train on
     feature_record = provenance.feature_file_record(features.path)  # the file as read, before training
 
@@ -94,6 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
     written = write_test_outputs(outcome.report, outcome.result_dir, excel_name=name, figures=figures,
                                  already=written)
     print_written(outcome.result_dir, written)
+    if outcome.resume_command:
+        print(f"\nThe run is incomplete; continue it with:\n  {outcome.resume_command}")
     return 0
 
 
@@ -102,12 +110,18 @@ def default_test_path(model_path: Path) -> Path:
     seed = paths.resolve(SEED_TEST_PATH)
     if seed.exists():
         return seed
-    runs = [p for p in model_path.glob("*") if p.is_dir() and any(p.glob("*.hdf5"))] if model_path.is_dir() else []
-    if not runs:
-        raise UserError(f"no --test_path given and no trained run under {model_path}: train first, or download "
-                        f"the published weights to {SEED_TEST_PATH}")
-    newest = max(runs, key=lambda p: p.stat().st_mtime)
-    print(f"Testing the newest run: {newest}")
+    from timnet.training.resume import is_incomplete, resume_command
+
+    runs = [p for p in model_path.iterdir() if p.is_dir() and any(p.glob("[!.]*.hdf5"))] if model_path.is_dir() else []
+    complete = [p for p in runs if not is_incomplete(p)]
+    newest = max(complete, key=lambda p: p.stat().st_mtime) if complete else None
+    for run in sorted(p for p in runs if is_incomplete(p) and (newest is None or
+                                                                 p.stat().st_mtime > newest.stat().st_mtime)):
+        print(f"Skipping the incomplete run {run}; continue it with: {resume_command(run)}")
+    if newest is None:
+        raise UserError(f"no --test_path given and no complete trained run under {model_path}: train first (or "
+                        f"resume an incomplete run), or download the published weights to {SEED_TEST_PATH}")
+    print(f"Testing the newest complete run: {newest}")
     return newest
 
 

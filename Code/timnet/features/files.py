@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +128,25 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# What atomic_path's temporaries look like: ".<name>." + mkstemp's 8 random characters + suffix.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the hidden temporaries a killed writer left in ``folder`` (SIGKILL skips
+    :func:`atomic_path`'s clean-up); call it only where no other writer is at work, i.e.
+    from the run that owns the folder. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if path.is_file() and _TEMPORARY.match(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_npy_dict(path: str | Path, data: dict[str, Any]) -> Path:

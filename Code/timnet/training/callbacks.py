@@ -1,4 +1,4 @@
-"""What runs around every epoch of a fold: timing, validation UAR, Ctrl-C, the weights file, TensorBoard."""
+"""What runs around every epoch of a fold: seeding, timing, validation UAR, Ctrl-C, the weights file, TensorBoard."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,11 @@ from timnet.training.weight_histograms import WeightHistograms
 
 
 class StopRequest:
-    """Ctrl-C during training: finish the current batch, stop, keep what was saved."""
+    """Ctrl-C (SIGINT) or SIGTERM (what cluster schedulers send before they kill a job)
+    during training: finish the current batch, stop, keep what was saved. A second
+    signal quits at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
@@ -33,23 +37,28 @@ class StopRequest:
     @contextmanager
     def installed(self) -> Iterator[StopRequest]:
         def handler(signum: int, frame: Any) -> None:
-            if self.requested:  # a second Ctrl-C quits at once
-                signal.signal(signal.SIGINT, previous)
+            if self.requested:  # a second signal quits at once
+                for number, old in previous.items():
+                    signal.signal(number, old)
                 raise KeyboardInterrupt
             self.requested = True
-            print("\nInterrupted: stopping after this batch; the saved weights are kept and evaluated.",
-                  file=sys.stderr, flush=True)
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\nInterrupted: stopping after this batch ({name}); the saved weights are kept and evaluated, "
+                  "the run can be resumed.", file=sys.stderr, flush=True)
 
-        previous = signal.getsignal(signal.SIGINT)
+        previous: dict[int, Any] = {}
         try:
-            signal.signal(signal.SIGINT, handler)
+            for number in self.SIGNALS:
+                previous[number] = signal.getsignal(number)
+                signal.signal(number, handler)
         except ValueError:  # not the main thread: no signal handling
             yield self
             return
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, old in previous.items():
+                signal.signal(number, old)
 
 
 class StopOnRequest(keras.callbacks.Callback):
@@ -103,26 +112,62 @@ class ValidationUAR(keras.callbacks.Callback):
         logs["val_uar"] = result.metrics(self.features.y.shape[1])["UAR"]
 
 
+class EpochSeeding(keras.callbacks.Callback):
+    """Makes the shuffle order and the dropout masks of epoch k a function of (seed,
+    fold, k) alone, not of how many epochs this process has run: a resumed run repeats
+    an uninterrupted one. At every epoch begin it picks the epoch's order of the fold's
+    training utterances (read by :func:`timnet.training.data_pipeline.epoch_dataset`)
+    and sets the state of every dropout layer's seed generator."""
+
+    def __init__(self, seed: int, fold: int, train_index: np.ndarray) -> None:
+        super().__init__()
+        self.seed, self.fold = int(seed), int(fold)
+        self.train_index = np.asarray(train_index)
+        self.epoch = 0
+
+    def order(self) -> np.ndarray:
+        """The training utterances in the current epoch's order."""
+        return np.random.default_rng([self.seed, self.fold, self.epoch]).permutation(self.train_index)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        generators = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        states = np.random.SeedSequence([self.seed, self.fold, epoch]).generate_state(len(generators), np.uint32)
+        for variable, state in zip(generators, states):
+            variable.assign(np.asarray([int(state) >> 1, 0], dtype=variable.dtype))
+
+
 class WeightsWriter(keras.callbacks.Callback):
     """Writes the weights file atomically: every epoch (``best=False``, the paper's last
-    epoch) or when the validation loss improves (``best=True``, the seed's checkpoint)."""
+    epoch) or when the validation loss improves (``best=True``, the seed's checkpoint,
+    whose weights it also keeps in memory). ``before_write`` (the resume state) runs
+    after the best-so-far bookkeeping and before the file is written, so a folder with
+    a weights file always has the state that produced it."""
 
-    def __init__(self, path: Path, metadata: ModelMetadata, best: bool) -> None:
+    def __init__(self, path: Path, metadata: ModelMetadata, best: bool,
+                 before_write: Callable[[WeightsWriter, int, dict], None] | None = None) -> None:
         super().__init__()
         self.path, self.metadata, self.best = path, metadata, best
+        self.before_write = before_write
         self.best_loss = np.inf
         self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
+        improved = True
         if self.best:
             loss = logs.get("val_loss", logs.get("loss"))
-            if loss is None or not np.isfinite(loss) or loss >= self.best_loss:
-                return
-            self.best_loss, self.best_epoch = float(loss), epoch + 1
+            improved = loss is not None and bool(np.isfinite(loss)) and loss < self.best_loss
+            if improved:
+                self.best_loss, self.best_epoch = float(loss), epoch + 1
+                self.best_weights = self.model.get_weights()
         else:
             self.best_epoch = epoch + 1
-        save_weights(self.model, self.path, dataclasses.replace(self.metadata, epoch=self.best_epoch))
+        if self.before_write is not None:
+            self.before_write(self, epoch, logs)
+        if improved:
+            save_weights(self.model, self.path, dataclasses.replace(self.metadata, epoch=self.best_epoch))
 
 
 def save_weights(model: keras.Model, path: Path, metadata: ModelMetadata) -> Path:
@@ -132,13 +177,16 @@ def save_weights(model: keras.Model, path: Path, metadata: ModelMetadata) -> Pat
 
 
 def fold_callbacks(config: TrainingConfig, features: FeatureSet, split: Split, writer: WeightsWriter,
-                   interrupt: StopRequest, log_dir: Path | None) -> list[keras.callbacks.Callback]:
-    """What runs around every epoch of a fold: timing, validation UAR, Ctrl-C, the
-    weights file and (on the chief, ``log_dir`` given) TensorBoard."""
+                   interrupt: StopRequest, log_dir: Path | None,
+                   seeding: EpochSeeding | None = None) -> list[keras.callbacks.Callback]:
+    """What runs around every epoch of a fold: the epoch's seeding, timing, validation
+    UAR, Ctrl-C, the weights file and (on the chief, ``log_dir`` given) TensorBoard."""
     callbacks: list[keras.callbacks.Callback] = [EpochTimer(), StopOnRequest(interrupt), writer]
     if log_dir is not None:
         callbacks.insert(1, ValidationUAR(features, split.train, split.test))
         # Scalars from Keras' callback; the weight histograms from ours (much cheaper).
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0))
         callbacks.append(WeightHistograms(log_dir, config.histogram_freq))
+    if seeding is not None:
+        callbacks.insert(0, seeding)
     return callbacks

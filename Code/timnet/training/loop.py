@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from timnet import keras_compat, paths
 from timnet.config import TrainingConfig
@@ -30,8 +32,9 @@ from timnet.modelfiles.metadata import ModelMetadata
 from timnet.modelfiles.naming import portable_name, weights_file_name
 from timnet.network.layers import build_timnet_model, model_head
 from timnet.network.losses import NPairAccuracy, NPairLoss, smooth_labels
-from timnet.training.callbacks import StopRequest, WeightsWriter, fold_callbacks, save_weights
-from timnet.training.data_pipeline import make_dataset
+from timnet.training import resume
+from timnet.training.callbacks import EpochSeeding, StopRequest, WeightsWriter, fold_callbacks, save_weights
+from timnet.training.data_pipeline import epoch_dataset, make_dataset
 from timnet.training.devices import is_chief, worker_scratch_dir
 from timnet.training.protocols import Split, training_splits
 
@@ -48,6 +51,7 @@ class TrainOutcome:
     interrupted: bool = False
     config: TrainingConfig | None = None
     log_dir: Path | None = None  # the run's TensorBoard folder, <config.log_dir>/<run name> (None: not the chief)
+    resume_command: str | None = None  # how to continue an interrupted run
 
 
 def timestamp() -> str:
@@ -94,31 +98,89 @@ def fold_weights_path(model_dir: Path, config: TrainingConfig, split: Split) -> 
     return model_dir / weights_file_name(config.protocol, split.fold, config.split_fold, speaker)
 
 
-def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig) -> tf.data.Dataset:
+def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig,
+                     seeding: EpochSeeding | None = None) -> tf.data.Dataset:
     """Shuffled global batches of a fold's training part; ``fit`` distributes them over the
-    replicas itself (an already distributed dataset breaks Keras 3's symbolic build)."""
+    replicas itself (an already distributed dataset breaks Keras 3's symbolic build).
+    With ``seeding`` (and its callback in the fit), epoch k's order depends only on
+    (seed, fold, k); without, tf.data reshuffles every epoch from the seed."""
+    if seeding is not None:
+        return epoch_dataset(features.x, targets, seeding.order, config.batch_size)
     return make_dataset(features.x, targets, split.train, config.batch_size, shuffle=True, seed=config.random_seed)
 
 
+class FoldModel:
+    """The run's one model, optimizer and compiled train/evaluate/predict functions,
+    reused for every fold (only the run's first epoch pays for tracing): each fold
+    starts from the initial weights a fresh build after ``set_random_seed(seed)`` has
+    (captured once; the same for every fold, as per-fold seeding gave) and from a
+    fresh optimizer and metric state. ``reuse=False`` builds anew for every fold (the
+    reference the reuse is tested against)."""
+
+    def __init__(self, config: TrainingConfig, input_shape: tuple[int, int], num_classes: int,
+                 strategy: tf.distribute.Strategy, reuse: bool = True) -> None:
+        self.config, self.input_shape, self.num_classes = config, input_shape, num_classes
+        self.strategy, self.reuse = strategy, reuse
+        self.model: keras.Model | None = None
+        self.initial_weights: list[np.ndarray] = []
+        self.initial_optimizer: list[np.ndarray] = []
+
+    def _build(self) -> keras.Model:
+        keras.utils.set_random_seed(self.config.random_seed)
+        with self.strategy.scope():
+            model = build_model(self.config, self.input_shape, self.num_classes)
+            model.optimizer.build(model.trainable_variables)
+        self.initial_weights = model.get_weights()
+        self.initial_optimizer = [keras.ops.convert_to_numpy(v.value) for v in model.optimizer.variables]
+        return model
+
+    def start_fold(self, progress: resume.FoldProgress | None = None) -> keras.Model:
+        """The model at the start of a fold, or where ``progress`` left it."""
+        if self.model is None or not self.reuse:
+            self.model = self._build()
+        model = self.model
+        model.set_weights(progress.weights if progress and progress.weights is not None else self.initial_weights)
+        opt = progress.optimizer if progress and progress.optimizer is not None else self.initial_optimizer
+        for variable, value in zip(model.optimizer.variables, opt):
+            variable.assign(value)
+        model.reset_metrics()
+        return model
+
+
 def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None = None,
-          verbose: int | str = "auto") -> TrainOutcome:
-    """Train under ``config.protocol`` and evaluate every fold's held-out part."""
+          verbose: int | str = "auto", reuse_model: bool = True) -> TrainOutcome:
+    """Train under ``config.protocol`` and evaluate every fold's held-out part; with
+    ``config.resume`` (a run folder), continue that interrupted run where it stopped."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     splits = training_splits(config, features)
-    stamp = timestamp()
-    run = run_name(config, stamp)
+    if config.resume:
+        state = resume.RunState.load(resume.find_run(config.resume, config.model_path))
+        resume.check_same_settings(config, state)
+        resume.check_same_data(features, state)
+        run = state.run
+    else:
+        run = run_name(config, timestamp())
+        state = None
     # Non-chief workers of a multi-worker run save into a throwaway folder of their own.
     model_dir = config.model_path / run if chief else worker_scratch_dir(strategy)
     result_dir = config.result_path / run
-    # The chief's folders (weights, reports, TensorBoard, all named like the run) are created
-    # exclusively, with one suffix when another run took the name; removed again, if still
-    # empty, when the run ends without weights.
-    reserved = paths.create_exclusive([model_dir, result_dir, config.log_dir / run]) if chief else []
-    run_log_dir = None
-    if reserved:
-        model_dir, result_dir, run_log_dir = reserved
-        run = run_log_dir.name
+    run_log_dir = config.log_dir / run if chief else None
+    reserved: list[Path] = []
+    if state is None:
+        # A new run's folders (weights, reports, TensorBoard, all named like the run) are
+        # created exclusively, with one suffix when another run took the name; removed
+        # again, if still empty, when the run ends without weights.
+        if chief:
+            reserved = paths.create_exclusive([model_dir, result_dir, config.log_dir / run])
+            model_dir, result_dir, run_log_dir = reserved
+            run = run_log_dir.name
+        state = resume.RunState(model_dir, config.as_dict(), resume.data_fingerprint(features))
+    elif chief:
+        resume.clean_leftovers(model_dir, model_dir / resume.STATE_DIR, result_dir)
+        print(f"Resuming {model_dir}: folds {', '.join(map(str, state.completed)) or 'none'} complete"
+              + (f"; fold {state.progress.fold} continues after epoch {state.progress.epoch}"
+                 if state.progress else ""))
     n_classes = len(features.class_labels)
     input_shape = tuple(features.x.shape[1:])
     train_targets = smooth_labels(features.y, config.label_smoothing).astype(np.float32)
@@ -127,58 +189,137 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     histories: list[dict[str, list[float]]] = []
     stop = StopRequest()
     notes: list[str] = []
+    fold_model = FoldModel(config, input_shape, n_classes, strategy, reuse=reuse_model)
+    done: list[int] = []  # folds trained to their last epoch (this process or an earlier one)
     with stop.installed(), paths.removed_if_empty(reserved):
         for split in splits:
+            if split.fold in state.completed:
+                kept = state.load_fold(split.fold)
+                folds.append(kept.result)
+                weights.append(kept.weights)
+                histories.append(kept.history)
+                done.append(split.fold)
+                continue
             fold_start = time.perf_counter()
-            keras.utils.set_random_seed(config.random_seed)
-            with strategy.scope():
-                model = build_model(config, input_shape, n_classes)
+            progress = state.progress if state.progress and state.progress.fold == split.fold else None
+            progress = progress or resume.FoldProgress(split.fold)
+            model = fold_model.start_fold(progress)
             path = fold_weights_path(model_dir, config, split)
-            writer = WeightsWriter(path, model_metadata(config, features), best=config.protocol == "holdout")
-            log_dir = config.log_dir / run
-            if len(splits) > 1:
-                log_dir = log_dir / f"fold_{split.fold}"
-            callbacks = fold_callbacks(config, features, split, writer, stop, log_dir if chief else None)
+            saver = _StateSaver(state, progress, stop, enabled=chief)
+            writer = WeightsWriter(path, model_metadata(config, features), best=config.protocol == "holdout",
+                                   before_write=saver)
+            writer.best_loss, writer.best_epoch = progress.best_loss, progress.best_epoch
+            writer.best_weights = progress.best_weights
+            seeding = EpochSeeding(config.random_seed, split.fold, split.train)
+            log_dir = config.log_dir / run / f"fold_{split.fold}"
+            callbacks = fold_callbacks(config, features, split, writer, stop, log_dir if chief else None, seeding)
             print(f"[{split.name}] training on {len(split.train)} utterances, "
                   f"validating on {len(split.test)}; weights -> {path}")
-            train_ds = training_dataset(features, train_targets, split, config)
+            train_ds = training_dataset(features, train_targets, split, config, seeding)
             val_ds = make_dataset(features.x, features.y, split.test, config.batch_size)
-            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and not getattr(model, "_prebuilt", 0):
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
-            history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
-                                verbose=_verbosity(verbose), shuffle=False)  # the dataset shuffles itself
-            histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
+                model._prebuilt = True
+            with warnings.catch_warnings():
+                # The epoch dataset's length is unknown until its first pass ends, which Keras reports.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
+                                    initial_epoch=progress.epoch, verbose=_verbosity(verbose), shuffle=False)
+            fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
+                            for k, vals in history.history.items()}
+            histories.append(fold_history)
+            finished = saver.progress.epoch >= config.epoch
+            if stop.requested and not finished and chief and (saver.progress.epoch > 0 or done):
+                state.progress = saver.progress
+                state.save()  # the last completed epoch's state (epoch 0: the fold's start)
             if writer.best_epoch is None:  # interrupted before the first epoch ended, or diverged
                 notes.append(f"{split.name}: " + ("interrupted before the first epoch ended" if stop.requested
                                                   else "no epoch with a finite validation loss") + "; nothing saved")
                 break
-            if config.protocol == "holdout":
-                legacy_weights.load_into_model(model, path)
+            if config.protocol == "holdout" and writer.best_weights is not None:
+                model.set_weights(writer.best_weights)
             centroids = _training_centroids(model, features, split)
             meta = model_metadata(config, features, centroids, writer.best_epoch)
             save_weights(model, path, meta)
-            portable_model.save_portable(model, portable_name(path), meta)
             weights.append(path)
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
-            folds.append(evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
-                                  with_fused=True))
-            folds[-1].seconds = time.perf_counter() - fold_start
+            result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
+                              with_fused=True)
+            result.seconds = time.perf_counter() - fold_start
+            folds.append(result)
             if chief:
-                tensorboard_logs.log_fold_confusion(log_dir, folds[-1], features.class_labels, features.name)
+                tensorboard_logs.log_fold_confusion(log_dir, result, features.class_labels, features.name)
+            if finished:
+                done.append(split.fold)
+                if chief:
+                    state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
             if stop.requested:
-                notes.append(f"training interrupted by the user during {split.name} "
-                             f"(kept epoch {writer.best_epoch})")
+                if not finished:
+                    notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
+                elif len(done) < len(splits):
+                    notes.append(f"training interrupted after {split.name}")
                 break
+        # Not training: after the last fold, so that it never holds the next fold back.
+        if chief and weights:
+            _export_portable(fold_model, weights, config, features)
         if not folds and stop.requested:
             raise KeyboardInterrupt  # exit 130: nothing was saved
         if not folds:
             raise UserError("no epoch ended with a finite validation loss, so no weights were saved: the training "
                             "diverged (lower --lr) or the features are unusable")
+    command = None
+    complete = len(done) == len(splits)
+    if complete and chief:
+        state.finish()
+    elif chief:
+        command = resume.resume_command(model_dir)
+        notes.append(f"continue this run with: {command}")
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
-    if run_log_dir is not None:
+    if run_log_dir is not None and chief:
         tensorboard_logs.log_run_hparams(run_log_dir, run, report)
-    return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir)
+    return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
+                        command)
+
+
+class _StateSaver:
+    """Called by the weights writer at the end of every epoch: the resume state of the
+    fold in progress (not for an epoch cut short by Ctrl-C/SIGTERM: resuming repeats it)."""
+
+    def __init__(self, state: resume.RunState, progress: resume.FoldProgress, stop: StopRequest,
+                 enabled: bool = True) -> None:
+        self.state, self.stop, self.enabled = state, stop, enabled
+        self.progress = progress
+        self.seconds: list[float] = []
+
+    def __call__(self, writer: WeightsWriter, epoch: int, logs: dict) -> None:
+        if self.stop.requested:
+            return
+        start = time.perf_counter()
+        model = writer.model
+        history = {k: list(v) for k, v in self.progress.history.items()}
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        self.progress = resume.FoldProgress(
+            self.progress.fold, epoch + 1, writer.best_loss, writer.best_epoch, history, model.get_weights(),
+            [keras.ops.convert_to_numpy(v.value) for v in model.optimizer.variables],
+            writer.best_weights if writer.best else None)
+        if self.enabled:
+            self.state.progress = self.progress
+            self.state.save()
+        self.seconds.append(time.perf_counter() - start)
+
+
+def _export_portable(fold_model: FoldModel, weights: list[Path], config: TrainingConfig,
+                     features: FeatureSet) -> None:
+    """Every fold's portable ``.keras`` file, from its weights file (written once a fold is evaluated)."""
+    model = fold_model.model
+    if model is None:
+        model = fold_model.start_fold()
+    for path in tqdm(weights, desc="portable .keras files", disable=len(weights) < 3, leave=False):
+        wf = legacy_weights.load_into_model(model, path)
+        meta = model_metadata(config, features, wf.centroids, (wf.metadata or {}).get("epoch"))
+        portable_model.save_portable(model, portable_name(path), meta)
 
 
 def _training_centroids(model: keras.Model, features: FeatureSet, split: Split) -> np.ndarray | None:
