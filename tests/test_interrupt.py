@@ -110,3 +110,26 @@ def test_interrupt_as_soon_as_training_starts(interrupted: dict[str, Any]) -> No
     assert any("interrupted" in note for note in metrics["notes"]), metrics["notes"]
     history = json.loads((results / "history.json").read_text())
     assert len(history) == 1 and len(history[0]["loss"]) == 1
+
+
+def test_weights_writer_stops_at_a_diverged_epoch(tmp_path: Path) -> None:
+    """A non-finite training loss stops the fold and keeps the last finite epoch's file."""
+    from timnet.config import ArchitectureConfig
+    from timnet.modelfiles.metadata import ModelMetadata
+    from timnet.network.layers import build_timnet_model
+    from timnet.training.callbacks import WeightsWriter
+
+    arch = ArchitectureConfig(dilation_size=2)
+    model = build_timnet_model((8, 39), 3, arch)
+    model.stop_training = False  # as fit() sets it
+    meta = ModelMetadata(architecture=arch, head="softmax", class_labels=("a", "b", "c"), frames=8,
+                         mean_signal_length=4096)
+    path = tmp_path / "3-fold_weights_best_1.hdf5"
+    writer = WeightsWriter(path, meta, best=False)
+    writer.set_model(model)
+    writer.on_epoch_end(0, {"loss": 1.2, "val_loss": 1.3})
+    first = path.read_bytes()
+    assert writer.best_epoch == 1 and not model.stop_training
+    writer.on_epoch_end(1, {"loss": float("nan"), "val_loss": float("nan")})
+    assert writer.diverged_at == 2 and model.stop_training
+    assert writer.best_epoch == 1 and path.read_bytes() == first  # epoch 1's weights are kept

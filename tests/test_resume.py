@@ -209,7 +209,7 @@ def test_sigkill_then_resume_equals_uninterrupted(runs: dict[str, Any], name: st
 
 def test_tensorboard_continues_the_same_curves(runs: dict[str, Any]) -> None:
     killed = runs["base"] / "kfold" / "killed"
-    folds = sorted(p.name for p in (killed / "log" / _runs(killed)[0].name).iterdir())
+    folds = sorted(p.name for p in (killed / "log" / _runs(killed)[0].name).iterdir() if p.is_dir())
     assert folds == ["fold_1", "fold_2", "fold_3"]  # named like the run folder
     steps = _read_events(killed / "log" / _runs(killed)[0].name / "fold_2" / "train", "epoch_loss")
     assert sorted(set(steps)) == [0, 1, 2, 3] and len(steps) == len(set(steps)), steps

@@ -152,9 +152,16 @@ class WeightsWriter(keras.callbacks.Callback):
         self.best_loss = np.inf
         self.best_epoch: int | None = None
         self.best_weights: list[np.ndarray] | None = None
+        self.diverged_at: int | None = None  # the epoch whose training loss was not finite
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
+        if not np.isfinite(logs.get("loss", 0.0)):
+            # Diverged: the weights are no longer finite and no later epoch recovers. Stop,
+            # and keep the last saved epoch (and its resume state) as they are.
+            self.diverged_at = epoch + 1
+            self.model.stop_training = True
+            return
         improved = True
         if self.best:
             loss = logs.get("val_loss", logs.get("loss"))

@@ -229,7 +229,10 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
                             for k, vals in history.history.items()}
             histories.append(fold_history)
-            finished = saver.progress.epoch >= config.epoch
+            finished = saver.progress.epoch >= config.epoch or writer.diverged_at is not None
+            if writer.diverged_at is not None:
+                notes.append(f"{split.name}: the training diverged at epoch {writer.diverged_at} (non-finite loss; "
+                             f"lower --lr)" + (f"; kept epoch {writer.best_epoch}" if writer.best_epoch else ""))
             if stop.requested and not finished and chief and (saver.progress.epoch > 0 or done):
                 state.progress = saver.progress
                 state.save()  # the last completed epoch's state (epoch 0: the fold's start)
@@ -276,7 +279,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
         command = resume.resume_command(model_dir)
         notes.append(f"continue this run with: {command}")
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
-    if run_log_dir is not None and chief:
+    if run_log_dir is not None and chief and complete:  # once per run, with its final figures
         tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
                         command)
