@@ -586,7 +586,7 @@ def test_two_trainings_in_the_same_second_keep_their_own_folders(tmp_path: Path,
     second = first.with_name(first.name + "_2")
     assert (second / "weights_best.hdf5").is_file()
     assert (tmp_path / "out" / "results" / second.name / "metrics.json").is_file()
-    assert (tmp_path / "out" / "log" / "20260101-120000_2").is_dir()
+    assert (tmp_path / "out" / "log" / second.name).is_dir()  # the log folder is named like the run
 
 
 def test_gpu_that_does_not_exist_warns_and_uses_the_cpu(capsys: pytest.CaptureFixture) -> None:

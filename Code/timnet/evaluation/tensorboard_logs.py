@@ -22,7 +22,7 @@ from timnet.evaluation.reports import EvaluationReport, FoldResult
 CONFUSION_TAG = "confusion_matrix"
 METRIC_TAGS = {"WAR": "hparams/WAR", "UAR": "hparams/UAR"}  # what the HParams tab compares
 # Settings that say where files go, not how the model was made: no hyper-parameters.
-_NOT_HPARAMS = {"model_path", "result_path", "log_dir", "test_path"}
+_NOT_HPARAMS = {"model_path", "result_path", "log_dir", "test_path", "resume"}
 
 
 def _flat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
