@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 allow_abbrev=False)
     p.add_argument("--epochs", type=int, default=10, help="epochs per fold (at least 2: one to trace, one steady)")
     p.add_argument("--folds", type=int, default=10, help="k of the k-fold protocol (the paper: 10)")
+    p.add_argument("--max_folds", type=int, default=None,
+                   help="train only the first N folds of the --folds splits (a shorter run; the fixed cost per fold "
+                   "then carries more of the process start)")
     p.add_argument("--utterances", type=int, default=535, help="utterances in the generated file (EMO-DB: 535)")
     p.add_argument("--frames", type=int, default=188, help="frames per utterance (EMO-DB at 96000 samples: 188)")
     p.add_argument("--n_mfcc", type=int, default=39)
@@ -81,6 +84,8 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--classes must be between 2 and {len(EMODB_LABELS)}")
     if args.utterances < args.folds * args.classes:
         p.error(f"--utterances must be at least --folds x --classes ({args.folds * args.classes})")
+    if args.max_folds is not None and not 1 <= args.max_folds <= args.folds:
+        p.error("--max_folds must be between 1 and --folds")
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     for name in ("frames", "n_mfcc", "dilation_size", "batch_size"):
@@ -128,6 +133,7 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("MPLBACKEND", "Agg")
+    env["PYTHONUNBUFFERED"] = "1"  # lines as they come, for the progress bar
     return env
 
 
@@ -156,7 +162,12 @@ def ours_command(args: argparse.Namespace, data: Path, out: Path) -> list[str]:
             "--epoch", str(args.epochs), "--split_fold", str(args.folds), "--random_seed", str(args.seed),
             "--batch_size", str(args.batch_size), "--dilation_size", str(args.dilation_size),
             "--histogram_freq", str(args.histogram_freq), "--model_path", str(out / "models"),
-            "--result_path", str(out / "results"), "--log_dir", str(out / "log")]
+            "--result_path", str(out / "results"), "--log_dir", str(out / "log")] + \
+        (["--max_folds", str(args.max_folds)] if args.max_folds else [])
+
+
+def trained_folds(args: argparse.Namespace) -> int:
+    return args.max_folds or args.folds
 
 
 def run_ours(args: argparse.Namespace, data: Path, out: Path, bar: object | None) -> RunTimes:
@@ -166,8 +177,8 @@ def run_ours(args: argparse.Namespace, data: Path, out: Path, bar: object | None
         raise RuntimeError(f"expected one history.json under {out / 'results'}, found {len(histories)}")
     folds = json.loads(histories[0].read_text())
     epochs = [[float(t) for t in fold["epoch_time"]] for fold in folds]
-    if len(epochs) != args.folds or any(len(fold) != args.epochs for fold in epochs):
-        raise RuntimeError(f"{histories[0]}: expected {args.folds} folds of {args.epochs} epoch times")
+    if len(epochs) != trained_folds(args) or any(len(fold) != args.epochs for fold in epochs):
+        raise RuntimeError(f"{histories[0]}: expected {trained_folds(args)} folds of {args.epochs} epoch times")
     return RunTimes(wall, epochs)
 
 
@@ -176,7 +187,7 @@ def reference_command(args: argparse.Namespace, data: Path, out: Path) -> list[s
             str(out), "--epochs", str(args.epochs), "--folds", str(args.folds), "--seed", str(args.seed),
             "--batch_size", str(args.batch_size), "--dilation_size", str(args.dilation_size),
             "--histogram_freq", str(args.histogram_freq), "--utterances", str(args.utterances),
-            "--classes", str(args.classes)]
+            "--classes", str(args.classes)] + (["--max_folds", str(args.max_folds)] if args.max_folds else [])
 
 
 def run_reference(args: argparse.Namespace, data: Path, out: Path, bar: object | None) -> RunTimes:
@@ -216,7 +227,7 @@ def reference_worker(args: argparse.Namespace) -> int:
     out = Path(args.reference_out)
     keras.utils.set_random_seed(args.seed)
     epochs: list[list[float]] = []
-    for split in make_splits("kfold", features.labels, args.seed, args.folds):
+    for split in make_splits("kfold", features.labels, args.seed, args.folds)[: trained_folds(args)]:
         print(f"{FOLD_MARK} {split.fold}", flush=True)
         model = build_plain_timnet(x.shape[1:], y.shape[1], head="softmax", **recipe.architecture.as_dict())
         model.compile(optimizer=keras.optimizers.Adam(recipe.lr, recipe.beta1, recipe.beta2, epsilon=1e-8),
@@ -255,14 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         data = write_features(work / "EMODB_generated.npy", args)
-        print(f"{args.folds} folds x {args.epochs} epochs, {args.utterances} generated utterances of "
+        histograms = f"histograms every {args.histogram_freq} epochs" if args.histogram_freq else "no histograms"
+        folds = f"{args.folds} folds" if not args.max_folds else f"{args.max_folds} of {args.folds} folds"
+        print(f"{folds} x {args.epochs} epochs, {args.utterances} generated utterances of "
               f"({args.frames}, {args.n_mfcc}), {args.classes} classes, batch {args.batch_size}, dilations "
-              f"{args.dilation_size}, histograms every {args.histogram_freq or 'no'} epoch; {os.cpu_count()} CPUs, "
+              f"{args.dilation_size}, {histograms}; {os.cpu_count()} CPUs, "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         print("ours: " + " ".join(ours_command(args, data, work / "ours_1")), flush=True)
         runs = {"ours": run_ours, "reference": run_reference}
         best: dict[str, RunTimes] = {}
-        bar = None if args.no_progress else tqdm(total=2 * args.repeats * args.folds, unit="fold", desc="folds")
+        bar = None if args.no_progress else tqdm(total=2 * args.repeats * trained_folds(args), unit="fold", desc="folds")
         try:
             for r in range(args.repeats):
                 for name, run in runs.items():  # alternating
