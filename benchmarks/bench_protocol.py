@@ -1,6 +1,6 @@
 """The whole paper recipe end to end: this project's command line against the plain reference.
 
-    python benchmarks/bench_protocol.py [--epochs 10] [--folds 10] [--utterances 535] [--repeats 1]
+    python benchmarks/bench_protocol.py [--epochs 10] [--folds 10] [--max_folds N] [--utterances 535] [--repeats 1]
 
 Issue 16, item 4. Short protocols (quick checks, LOSO, seeds, sweeps) are dominated by
 what every fold pays besides its steady epochs: tracing the first epoch, evaluation,
