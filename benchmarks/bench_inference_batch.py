@@ -8,7 +8,10 @@ cached ``tf.function`` of the model in inference mode, fed batch after batch) fo
 full-size TIM-Net at the paper's shapes: 188 frames x 39 MFCCs, 7 classes,
 bi-directional, 8 dilations, 39 filters, softmax head, random weights, on
 ``--utterances`` random utterances. Batch sizes alternate within every repeat; the best
-of ``--repeats`` counts. Prints a table and the fastest batch size.
+of ``--repeats`` counts. Prints a table, the fastest batch size and the project's
+default on this device (``scoring.inference_batch_size()``, which predict, test and
+evaluate use; always among the timed sizes) against the fastest and the largest.
+The CPU default (``config.CPU_INFERENCE_BATCH``) was chosen from these figures.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -26,9 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-from timnet.evaluation.scoring import predict_array  # noqa: E402
+from timnet.evaluation.scoring import inference_batch_size, predict_array  # noqa: E402
 from timnet.network.layers import build_timnet_model  # noqa: E402
 
 
@@ -41,7 +41,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", default="16,32,64,128,256,512,1024")
     args = p.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
+    default = inference_batch_size()
+    batches = sorted({int(b) for b in args.batches.split(",")} | {default})
 
     keras.utils.set_random_seed(0)
     model = build_timnet_model((args.frames, args.mfcc), args.classes, head="softmax", dilation_size=8,
@@ -66,6 +67,11 @@ def main() -> int:
         print(f"{b:>6} | {best[b]:7.3f} | {args.utterances / best[b]:9.0f}")
     top = min(batches, key=lambda b: best[b])
     print(f"best batch: {top} ({args.utterances / best[top]:.0f} samples/s); load at end {os.getloadavg()[0]:.2f}")
+    device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    largest = max(batches)
+    print(f"project default on the {device}: batch {default} ({args.utterances / best[default]:.0f} samples/s), "
+          f"x{best[top] / best[default]:.2f} the speed of the fastest, x{best[largest] / best[default]:.2f} "
+          f"that of batch {largest}")
     return 0
 
 

@@ -29,6 +29,12 @@ ACTIVATIONS = ("relu", "elu", "gelu", "selu", "silu", "swish", "tanh", "sigmoid"
                "relu6", "mish", "linear")
 MAX_DILATIONS = 16  # dilation 2**15 = 32768 frames: far beyond any utterance
 MAX_SEED = 2**32 - 1
+# Inference (predict, test, evaluate) batch sizes, measured by
+# benchmarks/bench_inference_batch.py: on the CPU a batch whose activations stay in the
+# caches wins (64 beat 1024 by 1.6-3.3x on 2 cores; README, "Performance"); a GPU
+# needs large batches to fill it. timnet.evaluation.scoring.inference_batch_size picks.
+CPU_INFERENCE_BATCH = 64
+GPU_INFERENCE_BATCH = 1024
 
 
 def head_for_loss(loss: str) -> str:

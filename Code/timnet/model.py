@@ -59,7 +59,7 @@ class TimNetModel:
     labels, preprocessing (signal length, MFCCs) and, for the embedding head, centroids."""
 
     def __init__(self, keras_model: Any, metadata: ModelMetadata, path: Path | None = None,
-                 notes: Sequence[str] = (), batch_size: int = 64) -> None:
+                 notes: Sequence[str] = (), batch_size: int | None = None) -> None:
         self.keras_model = keras_model
         self.metadata = metadata
         self.path = path
@@ -71,10 +71,11 @@ class TimNetModel:
 
     @classmethod
     def load(cls, path: str | Path, fold: int | None = None, data: str = DEFAULT_DATA,
-             overrides: Mapping[str, Any] | None = None, batch_size: int = 64) -> TimNetModel:
+             overrides: Mapping[str, Any] | None = None, batch_size: int | None = None) -> TimNetModel:
         """A ``.keras`` file, a weights ``.hdf5`` (ours or the original's) or a run folder
         (``fold``: which fold of a k-fold or LOSO run). ``data`` names the corpus whose
-        class labels and signal length a file without them (the original's) takes."""
+        class labels and signal length a file without them (the original's) takes.
+        ``batch_size``: of inference; by default ``scoring.inference_batch_size()``."""
         from timnet.modelfiles.loading import load_model
         from timnet.modelfiles.naming import resolve_model_file
 

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from timnet.config import CPU_INFERENCE_BATCH, GPU_INFERENCE_BATCH
 from timnet.evaluation.reports import FoldResult
 from timnet.features.files import FeatureSet
 from timnet.network.layers import model_head
@@ -35,11 +36,24 @@ def cosine_scores(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return (e @ c.T).astype(np.float32)
 
 
+def inference_batch_size(device: str | None = None) -> int:
+    """The batch size of predict, test and evaluate on ``device`` ("CPU" or "GPU"; by
+    default the GPU when TensorFlow sees one): cache-sized on the CPU, large on a GPU
+    (the figures are in benchmarks/bench_inference_batch.py and the README)."""
+    if device is None:
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    if device.upper() not in ("CPU", "GPU"):
+        raise ValueError(f"device must be CPU or GPU, not {device!r}")
+    return GPU_INFERENCE_BATCH if device.upper() == "GPU" else CPU_INFERENCE_BATCH
+
+
 def predict_array(model: keras.Model, x: np.ndarray, index: np.ndarray | None = None,
-                  batch_size: int = 1024) -> np.ndarray:
-    """Model outputs for ``x[index]`` without copying the whole selection: large
-    batches through one compiled (graph) function per model, not eager calls."""
+                  batch_size: int | None = None) -> np.ndarray:
+    """Model outputs for ``x[index]`` without copying the whole selection: batches of
+    ``batch_size`` (default :func:`inference_batch_size`) through one compiled (graph)
+    function per model, not eager calls."""
     index = np.arange(len(x)) if index is None else index
+    batch_size = batch_size or inference_batch_size()
     if not len(index):
         return np.zeros((0,))
     predict = _predict_function(model)

@@ -61,7 +61,7 @@ class Predictor:
     at construction so that the first file is as fast as the others.
     """
 
-    def __init__(self, model: Any, metadata: ModelMetadata, source: str | Path = "", batch_size: int = 64,
+    def __init__(self, model: Any, metadata: ModelMetadata, source: str | Path = "", batch_size: int | None = None,
                  notes: Sequence[str] = ()) -> None:
         from timnet.evaluation.scoring import predict_array  # TensorFlow loads here, after any worker forked
 
@@ -89,7 +89,7 @@ class Predictor:
 
     @classmethod
     def load(cls, test_path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None,
-             overrides: dict[str, Any] | None = None, batch_size: int = 64) -> Predictor:
+             overrides: dict[str, Any] | None = None, batch_size: int | None = None) -> Predictor:
         """Load a .keras file, a weights file or a run folder (``naming.resolve_model_file``)."""
         from timnet.modelfiles.loading import load_model
         from timnet.modelfiles.naming import resolve_model_file

@@ -51,6 +51,16 @@ LEGACY_FUSION = "weight_layer"
 LEGACY_DENSE = "dense"
 
 
+def _replicas_in_sync() -> int:
+    """Replicas training one model together (a distribution strategy's), 1 otherwise."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return int(context.num_replicas_in_sync) if context is not None else 1
+
+
 def _branches(stacked: Any, n: int) -> list[Any]:
     """``(branches, batch, time, channels)`` -> one ``(batch, time, channels)`` per branch."""
     return [stacked[b] for b in range(n)]
@@ -192,7 +202,10 @@ class BranchBatchNormalization(keras.layers.Layer):
         ``x * scale + shift``; in training, from the batch statistics (and the moving
         statistics are updated). Lets a block fold more per-channel factors in."""
         if training:
-            stats = [ops.moments(ops.cast(x, "float32"), axes=(0, 1)) for x in inputs]
+            # Several replicas (--gpu 0,1, several workers) normalise with the statistics of
+            # the whole global batch, as one device does, not of their own share of it.
+            sync = _replicas_in_sync() > 1
+            stats = [ops.moments(ops.cast(x, "float32"), axes=(0, 1), synchronized=sync) for x in inputs]
             mean = ops.stack([m for m, _ in stats])
             variance = ops.stack([v for _, v in stats])
             m = self.momentum

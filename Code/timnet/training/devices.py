@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import tensorflow as tf
@@ -49,8 +50,16 @@ def configure_devices(gpu: str | None = "0", quiet: bool = False) -> tf.distribu
     if _multi_worker_cluster():
         keras_compat.patch_multi_worker_reduce()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(selected) > 1:
-        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(len(selected))])
+    return strategy_for_devices([f"/gpu:{i}" for i in range(len(selected))])
+
+
+def strategy_for_devices(devices: Sequence[str]) -> tf.distribute.Strategy:
+    """Mirrored over several devices (one replica each; every global batch is split
+    between them, gradients and batch-norm statistics are summed over all), else the
+    default strategy. ``devices`` are TensorFlow device names: the visible GPUs for
+    ``--gpu 0,1``; logical CPUs (``/cpu:0``, ``/cpu:1``) run the same path without a GPU."""
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy(list(devices))
     return tf.distribute.get_strategy()
 
 
