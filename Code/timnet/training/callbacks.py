@@ -125,9 +125,9 @@ class EpochSeeding(keras.callbacks.Callback):
         self.train_index = np.asarray(train_index)
         self.epoch = 0
 
-    def order(self) -> np.ndarray:
-        """The training utterances in the current epoch's order."""
-        return np.random.default_rng([self.seed, self.fold, self.epoch]).permutation(self.train_index)
+    def order_of(self, epoch: int) -> np.ndarray:
+        """The training utterances in epoch ``epoch``'s order."""
+        return np.random.default_rng([self.seed, self.fold, epoch]).permutation(self.train_index)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch

@@ -7,7 +7,7 @@ NumPy array, so training holds one float32 copy of the features plus a few batch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -56,24 +56,33 @@ def make_dataset(
 def epoch_dataset(
     x: np.ndarray,
     y: np.ndarray,
-    order_of_epoch: Callable[[], np.ndarray],
+    order_of_epoch: Callable[[int], np.ndarray],
+    first_epoch: int = 0,
     batch_size: int = 64,
-) -> tf.data.Dataset:
-    """Batches ``(x[i], y[i])`` in the order ``order_of_epoch()`` returns, asked anew at the
-    start of every pass, so that a callback can make each epoch's order a function of
-    (seed, fold, epoch) alone: a resumed run then sees the same batches as an
-    uninterrupted one. The cardinality stays unknown on purpose: Keras then opens the
-    iterator of an epoch after ``on_epoch_begin`` (with a known one it opens the next
-    epoch's iterator at the end of the previous epoch, before the callbacks run)."""
+) -> tuple[tf.data.Dataset, int]:
+    """An endless stream of epochs ``first_epoch, first_epoch + 1, ...``: epoch k batches
+    ``(x[i], y[i])`` in the order ``order_of_epoch(k)`` returns, so that each epoch's order
+    is a function of (seed, fold, epoch) alone and a resumed run sees the same batches as
+    an uninterrupted one. Returns the dataset and the steps of one epoch: pass both to
+    ``fit`` (``steps_per_epoch``), which then keeps one iterator across the epochs. The
+    epoch number lives in the pipeline, not in Python state, so prefetching the next
+    epoch's first batches is harmless (and the pipeline keeps a known batch count: an
+    unknown one made Keras' epochs about twice as slow)."""
     x_shape, y_shape = x.shape[1:], y.shape[1:]
+    n = len(order_of_epoch(first_epoch))
+    steps = -(-n // batch_size)
 
-    def batches() -> Iterator[np.ndarray]:
-        order = np.asarray(order_of_epoch(), dtype=np.int64)
-        for start in range(0, len(order), batch_size):
-            yield np.sort(order[start : start + batch_size])  # sorted reads are faster; a batch is a set
+    def order(epoch: np.ndarray) -> np.ndarray:
+        return np.asarray(order_of_epoch(int(epoch)), dtype=np.int64)
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        index = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+        index.set_shape((n,))
+        return tf.data.Dataset.from_tensor_slices(index).batch(batch_size)
 
     def gather(batch_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[batch_index].astype(np.float32, copy=False), y[batch_index].astype(np.float32, copy=False)
+        rows = np.sort(batch_index)  # sorted reads are faster; a batch is a set
+        return x[rows].astype(np.float32, copy=False), y[rows].astype(np.float32, copy=False)
 
     def load(batch_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         bx, by = tf.numpy_function(gather, [batch_index], [tf.float32, tf.float32], stateful=False)
@@ -81,9 +90,9 @@ def epoch_dataset(
         by.set_shape((None, *y_shape))
         return bx, by
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec((None,), tf.int64))
+    ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_batches)
     ds = ds.map(load, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.autotune.enabled = False  # see make_dataset
-    return ds.with_options(options).prefetch(PARALLEL_BATCHES)
+    return ds.with_options(options).prefetch(PARALLEL_BATCHES), steps

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,14 +97,11 @@ def fold_weights_path(model_dir: Path, config: TrainingConfig, split: Split) -> 
     return model_dir / weights_file_name(config.protocol, split.fold, config.split_fold, speaker)
 
 
-def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig,
-                     seeding: EpochSeeding | None = None) -> tf.data.Dataset:
-    """Shuffled global batches of a fold's training part; ``fit`` distributes them over the
-    replicas itself (an already distributed dataset breaks Keras 3's symbolic build).
-    With ``seeding`` (and its callback in the fit), epoch k's order depends only on
-    (seed, fold, k); without, tf.data reshuffles every epoch from the seed."""
-    if seeding is not None:
-        return epoch_dataset(features.x, targets, seeding.order, config.batch_size)
+def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig) -> tf.data.Dataset:
+    """Shuffled global batches of a fold's training part, reshuffled by tf.data every
+    epoch (the benchmarks' plain pipeline; :func:`train` uses the per-epoch order of
+    :class:`EpochSeeding`). ``fit`` distributes them over the replicas itself (an
+    already distributed dataset breaks Keras 3's symbolic build)."""
     return make_dataset(features.x, targets, split.train, config.batch_size, shuffle=True, seed=config.random_seed)
 
 
@@ -215,17 +211,16 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             callbacks = fold_callbacks(config, features, split, writer, stop, log_dir if chief else None, seeding)
             print(f"[{split.name}] training on {len(split.train)} utterances, "
                   f"validating on {len(split.test)}; weights -> {path}")
-            train_ds = training_dataset(features, train_targets, split, config, seeding)
+            train_ds, steps = epoch_dataset(features.x, train_targets, seeding.order_of, progress.epoch,
+                                            config.batch_size)
             val_ds = make_dataset(features.x, features.y, split.test, config.batch_size)
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and not getattr(model, "_prebuilt", 0):
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
                 model._prebuilt = True
-            with warnings.catch_warnings():
-                # The epoch dataset's length is unknown until its first pass ends, which Keras reports.
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, callbacks=callbacks,
-                                    initial_epoch=progress.epoch, verbose=_verbosity(verbose), shuffle=False)
+            history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, steps_per_epoch=steps,
+                                callbacks=callbacks, initial_epoch=progress.epoch, verbose=_verbosity(verbose),
+                                shuffle=False)  # the dataset orders every epoch itself
             fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
                             for k, vals in history.history.items()}
             histories.append(fold_history)
