@@ -164,8 +164,10 @@ def machine_info(train_lines: list[str]) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    on_cpu = any("No GPU in use" in line for line in train_lines)
-    gpu_lines = [line.strip() for line in train_lines if re.search(r"\bGPU\b.*(in use|mirrored|:)", line)]
+    # What the training printed about its devices (stdout and stderr are merged).
+    on_cpu = any("No GPU in use" in line or "running on the CPU" in line for line in train_lines)
+    gpu_lines = [line.strip() for line in train_lines
+                 if re.search(r"\bGPU\b.*(in use|mirrored|:)", line) and "running on the CPU" not in line]
     return {
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,

@@ -41,10 +41,10 @@ def test_bench_emodb_reduced_run(emodb_dir: Path, repo_root: Path, tmp_path: Pat
     settings = json.loads((result_dir / "metrics.json").read_text())["settings"]
     assert (settings["loss"], settings["protocol"], settings["split_fold"], settings["max_folds"]) == \
         ("ce", "kfold", 10, 2)
-    assert (settings["dropout"], settings["label_smoothing"], settings["batch_size"]) == (0.1, 0.1, 64)
+    assert (settings["architecture"]["dropout"], settings["label_smoothing"], settings["batch_size"]) == (0.1, 0.1, 64)
     assert (settings["lr"], settings["beta1"], settings["beta2"], settings["random_seed"]) == \
         (0.001, 0.93, 0.98, 46)
-    assert settings["bidirection"] is True
+    assert settings["architecture"]["bidirection"] is True
 
     # Only the first two folds were trained, on the splits of the 10-fold CV.
     model_dir = Path(summary["model_dir"])
