@@ -612,8 +612,8 @@ def test_ctrl_c_during_extraction(tmp_path: Path) -> None:
 
     from helpers import REPO_ROOT, cli_env
 
-    for i in range(400):
-        _wav(tmp_path / "emodb" / "wav" / f"{3 + i % 7:02d}{'abcd'[i // 100]}{i % 100:02d}Wa.wav")
+    for i in range(1200):  # several seconds of work for 2 workers even on a fast machine
+        _wav(tmp_path / "emodb" / "wav" / f"{3 + i % 7:02d}{'abcdefghijkl'[i // 100]}{i % 100:02d}Wa.wav")
     out = tmp_path / "MFCC"
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
@@ -625,7 +625,7 @@ def test_ctrl_c_during_extraction(tmp_path: Path) -> None:
     deadline = time.time() + 120
     while "files under" not in log.read_text() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    time.sleep(1.0)  # the workers are busy now
+    time.sleep(0.5)  # the workers are busy now
     assert proc.poll() is None, log.read_text()
     os.killpg(proc.pid, signal.SIGINT)
     rc = proc.wait(timeout=60)
