@@ -116,7 +116,7 @@ def test_every_default_is_defined_once() -> None:
         arch["filters"], arch["kernel_size"], arch["dropout"], arch["activation"])
 
 
-def _tone_corpus(root: Path, classes: dict[str, float], per_class: int = 6) -> None:
+def _tone_corpus(root: Path, classes: dict[str, float], per_class: int = 14) -> None:
     """Short recordings whose class is their pitch, in the generic ``<class>/*.wav`` layout."""
     import soundfile as sf
 

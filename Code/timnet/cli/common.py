@@ -7,6 +7,7 @@ error (one ``error:`` line), 130 interrupted before anything could be saved.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import sys
 import traceback
@@ -37,8 +38,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _interrupt_in_cleanup(unraisable: sys.UnraisableHookArgs) -> None:
+    """Ctrl-C that lands inside a library's ``__del__`` (llvmlite's, under librosa) would
+    be printed as an ignored exception and lost; raise it again in the main code, where
+    the command reports the interruption in one line."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _thread.interrupt_main()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def run_command(command: Callable[[], int]) -> int:
     """Run a command under the error policy above."""
+    sys.unraisablehook = _interrupt_in_cleanup
     try:
         return command()
     except UserError as exc:
