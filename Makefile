@@ -10,7 +10,7 @@ MAX_FOLDS ?=
 DEMO_EPOCHS ?= 50
 BENCH_EPOCHS ?= 10
 
-.PHONY: setup test lint demo bench bench-protocol bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb figures
+.PHONY: setup test test-slow lint demo bench bench-protocol bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb figures
 
 $(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ $(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The default suite (within 30 minutes on 2 cores); tests marked slow run in test-slow.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 lint: setup
 	$(VENV)/bin/ruff check Code MFCC tests benchmarks

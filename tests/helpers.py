@@ -80,6 +80,69 @@ def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, text=True)
 
 
+# main.py with a callback that sends this process a signal at a named moment of training, so
+# that a test interrupts or kills a run at a chosen fold and epoch, whatever the machine's speed
+# (a test that waits for a file and then signals races a fast or a loaded machine).
+SIGNALLER = '''"""main.py that signals itself: SIGNAL_NAME at the end of epoch SIGNAL_EPOCH of fold SIGNAL_FOLD
+(after that epoch's weights and resume state are written), or at the first batch of that fold when
+SIGNAL_EPOCH is 0 (before any epoch can end)."""
+import os
+import signal
+import sys
+
+import keras
+
+from timnet.training import loop
+
+FOLD, EPOCH = int(os.environ["SIGNAL_FOLD"]), int(os.environ["SIGNAL_EPOCH"])
+NUMBER = getattr(signal, os.environ["SIGNAL_NAME"])
+original = loop.fold_callbacks
+
+
+class Signal(keras.callbacks.Callback):
+    def __init__(self, fold):
+        super().__init__()
+        self.fold, self.sent = fold, False
+
+    def _send(self):
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), NUMBER)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.fold == FOLD and EPOCH == 0:
+            self._send()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.fold == FOLD and epoch + 1 == EPOCH:
+            self._send()
+
+
+def patched(config, features, split, *args, **kwargs):
+    return original(config, features, split, *args, **kwargs) + [Signal(split.fold)]
+
+
+loop.fold_callbacks = patched
+from timnet.cli.legacy import main  # noqa: E402
+
+sys.exit(main())
+'''
+
+
+def start_signalled_cli(args: list[str], cwd: Path, log: Path, *, fold: int, epoch: int,
+                        signal_name: str) -> subprocess.Popen:
+    """Like :func:`start_cli`, but the run sends itself ``signal_name`` (SIGKILL, SIGTERM, SIGINT)
+    at the end of ``epoch`` of ``fold`` (1-based), or at that fold's first batch when ``epoch`` is 0."""
+    script = log.with_suffix(".signaller.py")
+    script.write_text(SIGNALLER)
+    code = str(REPO_ROOT / "Code")
+    env = {**cli_env(), "SIGNAL_FOLD": str(fold), "SIGNAL_EPOCH": str(epoch), "SIGNAL_NAME": signal_name,
+           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, str(script), *args], cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+
+
 def finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> tuple[int, str]:
     """Wait for a process started by :func:`start_cli`; its exit code and output."""
     try:

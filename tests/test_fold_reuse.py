@@ -20,7 +20,8 @@ from timnet.training.resume import FoldProgress
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):
     tf.config.experimental.enable_op_determinism()
-    return load_features(write_tiny(tmp_path_factory.mktemp("reuse") / "tiny.npy", n=40, frames=20))
+    yield load_features(write_tiny(tmp_path_factory.mktemp("reuse") / "tiny.npy", n=40, frames=20))
+    tf.config.experimental.disable_op_determinism()  # process-wide: later tests must not depend on this module
 
 
 def _config(tmp: Path, name: str):

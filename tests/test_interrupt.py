@@ -20,6 +20,7 @@ from helpers import (
     only_run_folder,
     read_metrics,
     start_cli,
+    start_signalled_cli,
     write_tiny,
 )
 from timnet.modelfiles import keras2 as legacy_weights
@@ -41,7 +42,7 @@ def _wait_for(predicate, proc, log: Path, timeout: float = 400) -> None:
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Three endless trainings at once: hold-out and k-fold interrupted after their first weights
-    file, and one interrupted as soon as it starts training."""
+    file, and one interrupted (by itself) at its first batch."""
     base = tmp_path_factory.mktemp("interrupt")
     data = write_tiny(base / "tiny.npy", n=40, frames=20)
     runs = {
@@ -51,16 +52,17 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     procs, logs = {}, {}
     for name, extra in runs.items():
-        args = ["--data", str(data), *FAST, *SMALL_NET, *extra, "--epoch", "1000000", "--no_figures",
-                "--model_path", str(base / name / "models"), "--result_path", str(base / name / "results"),
-                "--log_dir", str(base / name / "log")]
+        args = ["--mode", "train", "--data", str(data), *FAST, *SMALL_NET, *extra, "--epoch", "1000000",
+                "--no_figures", "--model_path", str(base / name / "models"), "--result_path",
+                str(base / name / "results"), "--log_dir", str(base / name / "log")]
         logs[name] = base / f"{name}.log"
-        procs[name] = start_cli(args, base, logs[name])
+        if name == "early":  # Ctrl-C at the first batch, before any epoch can end, whatever the machine's speed
+            procs[name] = start_signalled_cli(args, base, logs[name], fold=1, epoch=0, signal_name="SIGINT")
+        else:
+            procs[name] = start_cli(args[2:], base, logs[name])
     out: dict[str, Any] = {}
     try:
-        # Early: as soon as training starts, before any epoch can end.
-        _wait_for(lambda: "training on" in logs["early"].read_text(), procs["early"], logs["early"])
-        procs["early"].send_signal(signal.SIGINT)
+        # The endless runs: Ctrl-C once their first weights file exists (they cannot finish before it lands).
         for name, pattern in (("holdout", "weights_best.hdf5"), ("kfold", "3-fold_weights_best_1.hdf5")):
             models = base / name / "models"
             _wait_for(lambda models=models, pattern=pattern: any(models.rglob(pattern)), procs[name], logs[name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,15 +20,26 @@ from timnet.modelfiles.keras2 import read_weight_file
 TIMEOUT_S = 240
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def _free_ports(n: int, rng: random.Random) -> list[int]:
+    """Ports that are free now, below the kernel's ephemeral range (32768-60999), where no
+    outgoing connection of another test or job can take them between this check and the bind."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _port_taken(log: str) -> bool:
+    """A worker failed because another process took its port after the check (a race, not a fault)."""
+    text = log.lower()
+    return "address already in use" in text or "could not start grpc server" in text or "failed to bind" in text
 
 
 def _tiny_features(path: Path) -> None:
@@ -43,22 +55,21 @@ def _weights(path: Path) -> list[np.ndarray]:
     return [np.asarray(w) for layer in read_weight_file(path).layer_order for w in layer.weights]
 
 
-def test_two_workers_train_identically(tmp_path: Path, repo_root: Path) -> None:
-    data = tmp_path / "tiny.npy"
-    _tiny_features(data)
-    ports = _free_ports(2)
+def _train_two_workers(folder: Path, data: Path, repo_root: Path, ports: list[int]) -> tuple[list[str], list[int]]:
+    """Both workers' logs and exit codes (a worker still running at the time-out is killed)."""
+    folder.mkdir(parents=True)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for i in range(2):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-               "TIMNET_WORKER_DIR": str(tmp_path / "scratch")}
+               "TIMNET_WORKER_DIR": str(folder / "scratch")}
         cmd = [sys.executable, str(repo_root / "Code" / "main.py"), "--mode", "train", "--data", str(data),
                "--gpu", "-1", "--epoch", "1", "--batch_size", "16", "--dilation_size", "2", "--dropout", "0.1",
                "--histogram_freq", "0", "--no_figures",
-               "--model_path", str(tmp_path / f"models_{i}"), "--result_path", str(tmp_path / f"results_{i}")]
-        log = open(tmp_path / f"worker_{i}.log", "w")
-        procs.append((subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+               "--model_path", str(folder / f"models_{i}"), "--result_path", str(folder / f"results_{i}")]
+        log = open(folder / f"worker_{i}.log", "w")
+        procs.append((subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     deadline = time.monotonic() + TIMEOUT_S
     try:
         for proc, _ in procs:
@@ -71,17 +82,27 @@ def test_two_workers_train_identically(tmp_path: Path, repo_root: Path) -> None:
                 proc.kill()
                 proc.wait()
             log.close()
-    logs = [(tmp_path / f"worker_{i}.log").read_text() for i in range(2)]
-    for i, (proc, _) in enumerate(procs):
-        assert proc.returncode == 0, f"worker {i} failed (rc {proc.returncode}):\n{logs[i][-3000:]}"
+    return [(folder / f"worker_{i}.log").read_text() for i in range(2)], [proc.returncode for proc, _ in procs]
 
-    chief_runs = list((tmp_path / "models_0").glob("*/weights_best.hdf5"))
+
+def test_two_workers_train_identically(tmp_path: Path, repo_root: Path) -> None:
+    data = tmp_path / "tiny.npy"
+    _tiny_features(data)
+    rng = random.Random(os.getpid())
+    for attempt in range(3):  # new ports when one was taken in between: a race with other jobs
+        logs, codes = _train_two_workers(tmp_path / f"attempt_{attempt}", data, repo_root, _free_ports(2, rng))
+        if not any(code != 0 and _port_taken(log) for code, log in zip(codes, logs)):
+            break
+    for i, code in enumerate(codes):
+        assert code == 0, f"worker {i} failed (rc {code}):\n{logs[i][-3000:]}"
+    folder = tmp_path / f"attempt_{attempt}"  # the attempt that ran
+    chief_runs = list((folder / "models_0").glob("*/weights_best.hdf5"))
     assert len(chief_runs) == 1, logs[0][-2000:]
-    assert list((tmp_path / "results_0").glob("*/metrics.json")), "the chief wrote no report"
+    assert list((folder / "results_0").glob("*/metrics.json")), "the chief wrote no report"
     # The non-chief wrote nothing where a run's outputs go, only its scratch copy.
-    assert not (tmp_path / "models_1").exists() or not any((tmp_path / "models_1").iterdir())
-    assert not (tmp_path / "results_1").exists() or not any((tmp_path / "results_1").iterdir())
-    other = tmp_path / "scratch" / "worker_1" / "weights_best.hdf5"
+    assert not (folder / "models_1").exists() or not any((folder / "models_1").iterdir())
+    assert not (folder / "results_1").exists() or not any((folder / "results_1").iterdir())
+    other = folder / "scratch" / "worker_1" / "weights_best.hdf5"
     assert other.is_file(), logs[1][-2000:]
 
     chief_w, other_w = _weights(chief_runs[0]), _weights(other)

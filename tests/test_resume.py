@@ -22,58 +22,27 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import FAST, MAIN, check_consistency, cli_env, finish, read_metrics, run_cli, start_cli, write_tiny
+from helpers import (
+    FAST,
+    MAIN,
+    check_consistency,
+    cli_env,
+    finish,
+    read_metrics,
+    run_cli,
+    start_cli,
+    start_signalled_cli,
+    write_tiny,
+)
 from timnet.modelfiles import keras2 as legacy_weights
 
 SMALL_NET = ["--dilation_size", "2", "--no_figures"]
-KILLER = '''"""main.py with a callback that SIGKILLs the process at the end of epoch KILL_EPOCH of fold
-KILL_FOLD (after that epoch's resume state is written: it runs after the weights writer)."""
-import os
-import signal
-import sys
-
-import keras
-
-from timnet.training import loop
-
-FOLD, EPOCH = int(os.environ["KILL_FOLD"]), int(os.environ["KILL_EPOCH"])
-original = loop.fold_callbacks
-
-
-class Kill(keras.callbacks.Callback):
-    def __init__(self, fold):
-        super().__init__()
-        self.fold = fold
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.fold == FOLD and epoch + 1 == EPOCH:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def patched(config, features, split, *args, **kwargs):
-    return original(config, features, split, *args, **kwargs) + [Kill(split.fold)]
-
-
-loop.fold_callbacks = patched
-from timnet.cli.legacy import main  # noqa: E402
-
-sys.exit(main())
-'''
 RUNS = {
     "kfold": ["--recipe", "paper", "--split_fold", "3", "--epoch", "4"],
     "loso": ["--loss", "npair", "--protocol", "loso", "--max_folds", "2", "--epoch", "3"],
     "holdout": ["--loss", "npair", "--protocol", "holdout", "--epoch", "12"],
 }
 KILLED = {"kfold": (2, 2), "loso": (2, 1)}  # (fold, epoch) at whose end the process is killed
-
-
-def _start_killer(args: list[str], cwd: Path, log: Path, fold: int, epoch: int) -> subprocess.Popen:
-    script = cwd / "killer_main.py"
-    script.write_text(KILLER)
-    env = {**cli_env(), "KILL_FOLD": str(fold), "KILL_EPOCH": str(epoch)}
-    with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, str(script), "--mode", "train", *args], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
 def _dirs(base: Path) -> list[str]:
@@ -97,24 +66,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         procs[name] = start_cli(["--mode", "train", *common, *extra, *_dirs(base / name / "plain")], base, logs[name])
     for name, (fold, epoch) in KILLED.items():
         logs[f"{name}_killed"] = base / f"{name}_killed.log"
-        procs[f"{name}_killed"] = _start_killer([*common, *RUNS[name], *_dirs(base / name / "killed")], base,
-                                                logs[f"{name}_killed"], fold, epoch)
+        procs[f"{name}_killed"] = start_signalled_cli(["--mode", "train", *common, *RUNS[name],
+                                                       *_dirs(base / name / "killed")], base,
+                                                      logs[f"{name}_killed"], fold=fold, epoch=epoch,
+                                                      signal_name="SIGKILL")
     logs["holdout_term"] = base / "holdout_term.log"
     term_dirs = base / "holdout" / "term"
-    procs["holdout_term"] = start_cli(["--mode", "train", *common, *RUNS["holdout"], *_dirs(term_dirs)], base,
-                                      logs["holdout_term"])
+    # SIGTERM at the end of the first epoch, as a scheduler would send it (at a chosen epoch, not
+    # after a wait that a fast or a loaded machine overruns).
+    procs["holdout_term"] = start_signalled_cli(["--mode", "train", *common, *RUNS["holdout"], *_dirs(term_dirs)],
+                                                base, logs["holdout_term"], fold=1, epoch=1, signal_name="SIGTERM")
     out: dict[str, Any] = {"base": base, "data": data}
-    try:
-        end = time.monotonic() + 400
-        proc = procs["holdout_term"]
-        while not any((term_dirs / "models").rglob("weights_best.hdf5")):
-            assert proc.poll() is None, logs["holdout_term"].read_text()[-3000:]
-            assert time.monotonic() < end, "timed out"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-    finally:
-        for name, proc in procs.items():
-            out[name] = finish(proc, logs[name], timeout=400)
+    for name, proc in procs.items():
+        out[name] = finish(proc, logs[name], timeout=400)
     # Plant what a writer killed during a weights write leaves (a hidden 0-byte temporary).
     killed_run = _runs(base / "kfold" / "killed")[0]
     out["leftover"] = killed_run / ".3-fold_weights_best_2.hdf5.k1ll3d0x.hdf5"
@@ -123,9 +87,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shared = base / "kfold" / "shared"
     (shared / "models").mkdir(parents=True)
     plain_run = _runs(base / "kfold" / "plain")[0]
-    os.symlink(plain_run, shared / "models" / plain_run.name)
-    os.symlink(killed_run, shared / "models" / killed_run.name)
-    os.utime(killed_run)  # the newer one
+    # Link names of their own: both runs may have started in the same second, under the same name.
+    os.symlink(plain_run, shared / "models" / "complete_run")
+    os.symlink(killed_run, shared / "models" / "killed_run")
+    now = time.time()
+    os.utime(plain_run, (now - 60, now - 60))
+    os.utime(killed_run, (now, now))  # the newer one
     out["test_default"] = run_cli(["--mode", "test", "--data", str(data), "--gpu", "-1", "--no_figures",
                                    "--model_path", str(shared / "models"), "--result_path",
                                    str(shared / "results"), "--dilation_size", "2"], base)
@@ -223,11 +190,9 @@ def test_leftover_temporaries_are_removed(runs: dict[str, Any]) -> None:
 def test_test_mode_default_picks_the_newest_complete_run(runs: dict[str, Any]) -> None:
     result = runs["test_default"]
     assert result.returncode == 0, result.stderr[-3000:]
-    plain_run = _runs(runs["base"] / "kfold" / "plain")[0]
-    killed_run = _runs(runs["base"] / "kfold" / "killed")[0]
     shared = runs["base"] / "kfold" / "shared" / "models"
-    assert f"Testing the newest complete run: {shared / plain_run.name}" in result.stdout
-    assert f"continue it with: timnet train --resume {shared / killed_run.name}" in result.stdout
+    assert f"Testing the newest complete run: {shared / 'complete_run'}" in result.stdout
+    assert f"continue it with: timnet train --resume {shared / 'killed_run'}" in result.stdout
 
 
 def test_contradicting_flag_is_refused(runs: dict[str, Any]) -> None:
