@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import FAST, REPO_ROOT, cli_env, run_cli
+from helpers import FAST, REPO_ROOT, cli_env
 
 pytest.importorskip("fastapi", reason="timnet serve needs the serve extra (pip install 'timnet[serve]')")
 
@@ -149,11 +149,12 @@ def _wav(signal: np.ndarray, sr: int = SR, subtype: str = "PCM_16", fmt: str = "
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("serve")
     data = _tone_corpus(root / "TONES.npy")
-    result = run_cli(["--mode", "train", "--data", str(data), "--model_path", str(root / "Test_Models"),
-                      "--result_path", str(root / "Results"), "--log_dir", str(root / "log"), "--loss", "ce",
-                      "--protocol", "holdout", "--epoch", "15", "--dilation_size", "2", "--no_figures", *FAST],
-                     cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
+    from timnet.cli import legacy
+
+    # In this process (TensorFlow is loaded by the suite anyway), as `make demo` trains: a run folder.
+    assert legacy.main(["--mode", "train", "--data", str(data), "--model_path", str(root / "Test_Models"),
+                        "--result_path", str(root / "Results"), "--log_dir", str(root / "log"), "--loss", "ce",
+                        "--protocol", "holdout", "--epoch", "15", "--dilation_size", "2", "--no_figures", *FAST]) == 0
     (run,) = (root / "Test_Models").iterdir()
     wavs = root / "wavs"
     wavs.mkdir()
@@ -243,6 +244,25 @@ def test_malformed_uploads_get_4xx_json(served: dict) -> None:
     assert server.request("GET", "/healthz")[0] == 200 and server.proc.poll() is None
 
 
+def _reply(sock: socket.socket) -> str:
+    """One HTTP response read off a raw socket: the head, then Content-Length bytes of body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
 def test_large_upload_refused_before_it_is_read(served: dict) -> None:
     """A Content-Length over the limit is answered at once, without the body; a chunked
     upload without one is answered as soon as it passes the limit."""
@@ -250,7 +270,7 @@ def test_large_upload_refused_before_it_is_read(served: dict) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
         sock.sendall(b"POST /api/classify HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
                      b"Content-Length: 104857600\r\n\r\n" + b"RIFF" + b"\x00" * 1000)
-        reply = sock.recv(65536).decode("latin-1")
+        reply = _reply(sock)
     assert reply.startswith("HTTP/1.1 413") and "too_large" in reply
     limit = MAX_UPLOAD_MB * 1024 * 1024
     chunk = b"\x01" * 65536
@@ -261,7 +281,7 @@ def test_large_upload_refused_before_it_is_read(served: dict) -> None:
         while sent <= limit:  # just past the limit, then stop sending and read the answer
             sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             sent += len(chunk)
-        reply = sock.recv(65536).decode("latin-1")
+        reply = _reply(sock)
     assert reply.startswith("HTTP/1.1 413") and "too_large" in reply, reply[:300]
     assert server.request("GET", "/healthz")[0] == 200
 
@@ -283,6 +303,28 @@ def test_docs_are_served_offline(served: dict) -> None:
     assert status == 200 and b"https://" not in index and b"/static/app.js" in index
     for asset in ("/static/app.js", "/static/style.css", "/static/recorder-worklet.js"):
         assert server.request("GET", asset)[0] == 200
+
+
+def _serve_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = cli_env()
+    env["PYTHONPATH"] = str(REPO_ROOT / "Code")
+    return subprocess.run([sys.executable, "-m", "timnet", "serve", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_command_line_errors_are_one_line(served: dict) -> None:
+    """A missing model, a bad setting and a taken port: exit 2, one line, before the model loads."""
+    from timnet.serving.server import is_loopback
+
+    root = served["root"]
+    out = _serve_cli("--test_path", str(root / "missing"), cwd=root)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "--test_path" in out.stderr
+    out = _serve_cli("--test_path", str(served["run"]), "--workers", "0", cwd=root)
+    assert out.returncode == 2 and out.stderr.startswith("error: --workers 0")
+    out = _serve_cli("--test_path", str(served["run"]), "--port", str(served["server"].port), cwd=root)
+    assert out.returncode == 2 and "--port" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
 
 
 # --- the page in headless Chromium ----------------------------------------------------------
@@ -312,7 +354,7 @@ def browser(served: dict) -> Any:
     sf.write(mic, _tone(TONES["sad"], 2.0, 48000), 48000, subtype="PCM_16")
     options = webdriver.ChromeOptions()
     options.binary_location = browser_path
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1200",
                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                 f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"):
         options.add_argument(arg)

@@ -63,15 +63,19 @@ async function loadCard() {
 
 // ---- charts ---------------------------------------------------------------------------
 
-function scoreRange() {
-  return card && card.score_kind === "probability" ? [0, 1] : [-1, 1];
+// Probabilities are drawn on [0, 1]. Cosine similarities lie in [-1, 1] but are often all
+// close to 1: their axis starts just below the smallest value shown (the chart says where).
+function scoreRange(values) {
+  if (card && card.score_kind === "probability") return [0, 1];
+  const low = Math.min(...values);
+  return [Math.max(-1, Math.floor((low - 0.05) * 20) / 20), 1];
 }
 
 function drawBars(scores, winner) {
   const svg = $("bars");
   const names = Object.keys(scores);
   const rowH = 26, left = 90, right = 60, width = 560;
-  const [lo, hi] = scoreRange();
+  const [lo, hi] = scoreRange(Object.values(scores));
   const x = (v) => left + ((Math.max(lo, Math.min(hi, v)) - lo) / (hi - lo)) * (width - left - right);
   svg.setAttribute("viewBox", `0 0 ${width} ${names.length * rowH + 8}`);
   svg.replaceChildren();
@@ -87,6 +91,11 @@ function drawBars(scores, winner) {
     svg.append(el("text", { x: width - right + 6, y: y + 16 }, v.toFixed(3)));
   });
   if (lo < 0) svg.append(el("line", { x1: x(0), x2: x(0), y1: 2, y2: names.length * rowH + 6, class: "axis" }));
+  if (lo !== 0) {
+    svg.setAttribute("viewBox", `0 0 ${width} ${names.length * rowH + 24}`);
+    svg.append(el("text", { x: left, y: names.length * rowH + 20, class: "note" },
+                  `${card.score_kind}: the bars start at ${lo.toFixed(2)}`));
+  }
 }
 
 function drawTimeline(windows, names) {
@@ -95,7 +104,8 @@ function drawTimeline(windows, names) {
   box.hidden = false;
   const svg = $("timeline");
   const width = 560, height = 220, left = 40, right = 12, top = 10, bottom = 30;
-  const [lo, hi] = scoreRange();
+  const shown = windows.filter((w) => !w.silent).flatMap((w) => names.map((n) => w.scores[n]));
+  const [lo, hi] = scoreRange(shown);
   const t1 = windows[windows.length - 1].end;
   const x = (t) => left + (t / t1) * (width - left - right);
   const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (height - top - bottom);
