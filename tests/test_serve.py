@@ -210,6 +210,25 @@ def test_windows_over_time(served: dict) -> None:
     assert out["scores"] == pytest.approx(mean, abs=1e-5)
 
 
+def test_backend_scores_windows_as_predict_does(served: dict) -> None:
+    """The adapter's preprocessing (decoded in memory, mono, soxr to 22 050 Hz, windows of
+    the model's length) gives the scores of ``timnet predict --window_hop <window>``."""
+    from timnet.inference.predictor import Predictor
+    from timnet.serving import uploads
+    from timnet.serving.backend import load_backend
+
+    backend = load_backend(served["run"])
+    path = served["wavs"] / "changing.flac"
+    wave = uploads.decode(path.read_bytes(), MAX_DURATION)
+    got = backend.score_windows(wave.signal, wave.sample_rate)
+    (row,) = Predictor.load(served["run"]).predict_files([path], window_hop=LENGTH / SR, progress=False)
+    assert len(row.windows) == len(got.scores) and not got.silent.any()
+    np.testing.assert_allclose(got.starts, [w.start_s for w in row.windows], atol=1e-6)
+    np.testing.assert_allclose(got.ends, [w.end_s for w in row.windows], atol=1e-6)
+    np.testing.assert_allclose(got.scores, np.stack([w.scores for w in row.windows]), atol=1e-5)
+    assert backend.card()["metrics"]["WAR"] is not None and backend.labels == tuple(TONES)
+
+
 def _malformed(served: dict) -> dict[str, tuple[bytes, bool, int, str]]:
     """name -> (body, as multipart, status, error kind)."""
     silent = np.zeros(SR, np.float32)
