@@ -215,7 +215,7 @@ def test_backend_scores_windows_as_predict_does(served: dict) -> None:
     the model's length) gives the scores of ``timnet predict --window_hop <window>``."""
     from timnet.inference.predictor import Predictor
     from timnet.serving import uploads
-    from timnet.serving.backend import load_backend
+    from timnet.serving.backend import find_run_metrics, load_backend
 
     backend = load_backend(served["run"])
     path = served["wavs"] / "changing.flac"
@@ -227,6 +227,10 @@ def test_backend_scores_windows_as_predict_does(served: dict) -> None:
     np.testing.assert_allclose(got.ends, [w.end_s for w in row.windows], atol=1e-6)
     np.testing.assert_allclose(got.scores, np.stack([w.scores for w in row.windows]), atol=1e-5)
     assert backend.card()["metrics"]["WAR"] is not None and backend.labels == tuple(TONES)
+    lone = served["root"] / "elsewhere" / "model.keras"  # a model file outside its run: metrics unknown
+    lone.parent.mkdir()
+    shutil.copyfile(served["run"] / "weights_best.keras", lone)
+    assert find_run_metrics(lone) is None and find_run_metrics(served["run"] / "weights_best.keras") is not None
 
 
 def _malformed(served: dict) -> dict[str, tuple[bytes, bool, int, str]]:
