@@ -347,3 +347,42 @@ def make_config(given: Mapping[str, Any] | None = None) -> TrainingConfig:
         name = Path(str(data)).stem if str(data).endswith(".npy") else str(data)
         merged["dilation_size"] = corpora.default_dilations(name)
     return TrainingConfig().replace(**merged)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """``timnet serve``: where it listens and how much work it accepts at once.
+
+    ``workers`` threads decode and score; at most ``queue`` more requests wait for
+    one, and any request beyond ``workers + queue`` is answered 503 at once (with
+    Retry-After ``retry_after`` seconds) instead of queueing without bound. Uploads
+    over ``max_upload_mb`` are refused while they arrive, recordings over
+    ``max_duration`` seconds before they are decoded."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    queue: int = 16
+    max_upload_mb: float = 50.0
+    max_duration: float = 600.0
+    retry_after: int = 1
+    upload_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ConfigError("host", self.host, "give an address to listen on, such as 127.0.0.1")
+        _check_int(self, "port", 0, 65535)
+        _check_int(self, "workers", 1, 256)
+        _check_int(self, "queue", 0, 10**5)
+        _check_int(self, "retry_after", 1, 3600)
+        for name in ("max_upload_mb", "max_duration", "upload_timeout"):
+            _check_positive(self, name)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def capacity(self) -> int:
+        """Requests admitted at once: those being served plus those waiting."""
+        return self.workers + self.queue

@@ -1,4 +1,4 @@
-"""The ``timnet`` command: ``timnet train|test|predict|export|extract|mix|figures|demo-corpus``.
+"""The ``timnet`` command: ``timnet train|test|predict|export|serve|extract|mix|figures|demo-corpus``.
 
 Each subcommand's ``--help`` lists only its own flags, grouped. The seed's
 ``python main.py --mode ...`` is the same commands behind one parser
@@ -59,6 +59,38 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser, ("data", "random_seed"), {**g, "optimisation": g["data"]})
 
 
+def add_serve(parser: argparse.ArgumentParser) -> None:
+    from timnet.config import ServeConfig
+
+    d = ServeConfig()
+    g = groups(parser, ("model", "server"))
+    g["model"].add_argument("--test_path", required=True, help="a .keras file, a weights .hdf5 or a run folder")
+    g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
+    g["model"].add_argument("--data", default=DEFAULT_DATA,
+                            help="corpus whose class names a model file without labels uses")
+    g["server"].add_argument("--host", default=d.host,
+                             help="address to listen on; anything but 127.0.0.1 needs a reverse proxy with "
+                                  "authentication in front (see README)")
+    g["server"].add_argument("--port", type=int, default=d.port, help="port to listen on (0: a free one)")
+    g["server"].add_argument("--workers", type=int, default=d.workers, help="threads that decode and score")
+    g["server"].add_argument("--queue", type=int, default=d.queue,
+                             help="requests that may wait for a worker; more get 503 with Retry-After")
+    g["server"].add_argument("--max_upload_mb", type=float, default=d.max_upload_mb,
+                             help="larger uploads are refused (413) while they arrive")
+    g["server"].add_argument("--max_duration", type=float, default=d.max_duration,
+                             help="longer recordings are refused (422), in seconds")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from timnet.cli.common import user_path
+    from timnet.config import ServeConfig
+    from timnet.serving.server import serve
+
+    settings = ServeConfig(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
+                           max_upload_mb=args.max_upload_mb, max_duration=args.max_duration)
+    return serve(user_path(args.test_path), settings, args.fold, args.data)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from timnet.cli.train_test import run_train as run
 
@@ -113,6 +145,8 @@ COMMANDS: dict[str, Command] = {
     "export": (add_export, run_export, "a weights file -> one portable .keras file",
                "timnet export --test_path Test_Models/EMODB_46/10-fold_weights_best_1.hdf5 --data EMODB "
                "--output EMODB_fold1.keras"),
+    "serve": (add_serve, run_serve, "a web page and an HTTP API for a trained model",
+              "timnet serve --test_path Test_Models/<run> --port 8000"),
     "extract": (features.add_extract, features.run_extract, "a corpus as published -> MFCC/<NAME>.npy",
                 "timnet extract --corpus EMODB --input data/EMODB"),
     "mix": (features.add_mix, features.run_mix, "merge the corpora in MFCC/ into MFCC/INTERSECT.npy",

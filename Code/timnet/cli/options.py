@@ -23,6 +23,7 @@ GROUP_TITLES = {
     "outputs": "outputs",
     "model": "model file",
     "audio": "audio",
+    "server": "server",
 }
 PATH_FIELDS = ("model_path", "result_path", "log_dir")
 _CHOICES = {"recipe": tuple(cfg.RECIPES), "loss": cfg.LOSSES, "protocol": cfg.PROTOCOLS,
