@@ -609,6 +609,10 @@ import sys
 
 from timnet.features import mfcc
 
+# Ctrl-C as in a terminal, also when the test suite itself runs in the background (a shell starts
+# background jobs with SIGINT ignored, and the child would inherit that).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 original = mfcc.parallel_map
 
 

@@ -21,7 +21,11 @@ from timnet.training.resume import FoldProgress
 def tiny(tmp_path_factory: pytest.TempPathFactory):
     tf.config.experimental.enable_op_determinism()
     yield load_features(write_tiny(tmp_path_factory.mktemp("reuse") / "tiny.npy", n=40, frames=20))
-    tf.config.experimental.disable_op_determinism()  # process-wide: later tests must not depend on this module
+    # Process-wide: later tests in this process must not depend on this module having run
+    # (TensorFlow exports no public switch back; checked on TensorFlow 2.21).
+    from tensorflow.python.framework import config as tf_framework_config
+
+    tf_framework_config.disable_op_determinism()
 
 
 def _config(tmp: Path, name: str):
