@@ -39,16 +39,26 @@ class FoldResult:
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """WAR (accuracy), UAR (mean recall over classes present), recalls, confusion."""
+    """WAR (accuracy), UAR (mean recall over the classes present), macro-F1 (mean F1 over
+    the same classes: EmoBox ranks by it), per-class recall and F1, confusion matrix.
+
+    A class with no true utterance has no recall and no F1 (NaN): it is left out of the
+    means, while predictions of it still lower the recall and F1 of the true classes."""
     labels = np.arange(n_classes)
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     support = cm.sum(axis=1)
-    recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    tp = np.diag(cm)
+    recall = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
+    # F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (support + predicted)
+    predicted = cm.sum(axis=0)
+    f1 = np.where(support > 0, 2 * tp / np.maximum(support + predicted, 1), np.nan)
     uar = float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0))
     return {
         "WAR": float(np.mean(y_true == y_pred)),
         "UAR": uar,
+        "macro_F1": float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
         "per_class_recall": recall,
+        "per_class_F1": f1,
         "confusion_matrix": cm,
         "n": int(len(y_true)),
     }
@@ -85,15 +95,19 @@ class EvaluationReport:
             "class_labels": labels,
             "WAR": float(np.mean([m["WAR"] for m in per_fold])),
             "UAR": float(np.mean([m["UAR"] for m in per_fold])),
+            "macro_F1": _mean([m["macro_F1"] for m in per_fold]),
             "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_recall"])},
+            "per_class_F1": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_F1"])},
             "confusion_matrix": pooled["confusion_matrix"].tolist(),
             "n": pooled["n"],
         }
         if len(self.folds) > 1:
             out["pooled_WAR"] = pooled["WAR"]
             out["pooled_UAR"] = pooled["UAR"]
+            out["pooled_macro_F1"] = _nan_to_none(pooled["macro_F1"])
             out["WAR_std"] = float(np.std([m["WAR"] for m in per_fold]))
             out["UAR_std"] = float(np.std([m["UAR"] for m in per_fold]))
+            out["macro_F1_std"] = _std([m["macro_F1"] for m in per_fold])
             out["folds"] = [
                 {
                     "fold": f.fold,
@@ -101,8 +115,10 @@ class EvaluationReport:
                     "weights": f.weights,
                     "WAR": m["WAR"],
                     "UAR": m["UAR"],
+                    "macro_F1": _nan_to_none(m["macro_F1"]),
                     "n": m["n"],
                     "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_recall"])},
+                    "per_class_F1": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_F1"])},
                     "confusion_matrix": m["confusion_matrix"].tolist(),
                 }
                 for f, m in zip(self.folds, per_fold)
@@ -121,12 +137,15 @@ class EvaluationReport:
         labels = list(self.class_labels)
         if len(self.folds) > 1:
             for f in s["folds"]:
-                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  (n={f['n']})")
-            print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}")
+                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  macro-F1 {_fmt(f['macro_F1'])}  "
+                      f"(n={f['n']})")
+            print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}  "
+                  f"macro-F1 {_fmt(s['macro_F1'])} ± {_fmt(s['macro_F1_std'])}")
         else:
-            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  (n={s['n']})")
-        print("per-class recall: " + ", ".join(
-            f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s["per_class_recall"].items()))
+            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  macro-F1 {_fmt(s['macro_F1'])}  (n={s['n']})")
+        for what, key in (("recall", "per_class_recall"), ("F1", "per_class_F1")):
+            print(f"per-class {what}: " + ", ".join(
+                f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s[key].items()))
         cm = pd.DataFrame(s["confusion_matrix"], index=labels, columns=labels)
         print("confusion matrix (rows: true, columns: predicted):")
         print(cm.to_string())
@@ -200,12 +219,13 @@ def write_workbook(path: Path, report: EvaluationReport) -> None:
     """The original's workbook: per fold a confusion-matrix and a report sheet, plus a summary."""
     labels = list(report.class_labels)
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "n": m["n"]}
+        rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "macro_F1": m["macro_F1"], "n": m["n"]}
                 for f, m in zip(report.folds, report.fold_metrics())]
         summary = pd.DataFrame(rows)
         if len(rows) > 1:
             summary.loc[len(summary)] = {"fold": "mean", "WAR": summary["WAR"].mean(),
-                                         "UAR": summary["UAR"].mean(), "n": summary["n"].sum()}
+                                         "UAR": summary["UAR"].mean(), "macro_F1": summary["macro_F1"].mean(),
+                                         "n": summary["n"].sum()}
         summary.to_excel(writer, sheet_name="summary", index=False)
         for f in report.folds:
             cm = confusion_matrix(f.y_true, f.y_pred, labels=np.arange(len(labels)))
@@ -217,4 +237,19 @@ def write_workbook(path: Path, report: EvaluationReport) -> None:
 
 def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
+
+
+def _mean(values: list[float]) -> float | None:
+    """The mean of the defined values (a fold without any true utterance has no F1)."""
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _std(values: list[float]) -> float | None:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.std(finite)) if finite else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
