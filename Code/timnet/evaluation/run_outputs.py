@@ -43,7 +43,7 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
         title = report.data  # the figure adds WA, UAR and the count itself
         written["confusion_matrix"] = plot_confusion_matrix(
             np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
-            title=title)
+            title=title, row_labels=summary.get("confusion_rows"))
         fused = [f.fused for f in report.folds if f.fused is not None]
         if fused and sum(len(f) for f in fused) >= 4:
             points = np.concatenate(fused)
