@@ -57,6 +57,9 @@ def test_synonyms_and_mapping() -> None:
         map_classes(EMODB_LIKE, ("calm", "surprised"))
     with pytest.raises(UserError, match="'fear' and 'fearful' are the same class"):
         map_classes(EMODB_LIKE, ("fear", "fearful"))
+    from timnet.features.mix import mapping_by_name  # INTERSECT's columns are matched by the same table
+
+    assert mapping_by_name(("surprised", "Happiness", "calm", "anger")) == (4, 1, -1, 0)
 
 
 def test_select_classes_keeps_the_file_order_and_counts(tmp_path: Path) -> None:
