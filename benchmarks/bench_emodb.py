@@ -192,19 +192,26 @@ def summarise(result_dir: Path) -> dict[str, Any]:
     metrics = json.loads((result_dir / "metrics.json").read_text())
     histories = json.loads((result_dir / "history.json").read_text())
     folds = metrics.get("folds") or [{"name": fold_name(metrics.get("weights", "")), "WAR": metrics["WAR"],
-                                      "UAR": metrics["UAR"], "n": metrics["n"]}]
+                                      "UAR": metrics["UAR"], "macro_F1": metrics.get("macro_F1"), "n": metrics["n"]}]
     war = [f["WAR"] for f in folds]
     uar = [f["UAR"] for f in folds]
+    f1 = [f.get("macro_F1") for f in folds]
+    f1 = [v for v in f1 if v is not None]
     return {
         "result_dir": str(result_dir),
-        "folds": [{"name": f["name"], "WAR": f["WAR"], "UAR": f["UAR"], "n": f["n"],
+        "folds": [{"name": f["name"], "WAR": f["WAR"], "UAR": f["UAR"], "macro_F1": f.get("macro_F1"), "n": f["n"],
                    "epochs": len(h.get("loss", []))} for f, h in zip(folds, histories)],
         "WAR_mean": float(np.mean(war)), "WAR_std": float(np.std(war)),
         "UAR_mean": float(np.mean(uar)), "UAR_std": float(np.std(uar)),
+        "macro_F1_mean": float(np.mean(f1)) if f1 else None, "macro_F1_std": float(np.std(f1)) if f1 else None,
         "pooled_WAR": metrics.get("pooled_WAR", metrics["WAR"]),
         "pooled_UAR": metrics.get("pooled_UAR", metrics["UAR"]),
         **epoch_times(histories),
     }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -212,12 +219,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"benchmark: {summary['bench_command']}\ntraining: {summary['command']}")
     print(f"protocol {summary['protocol']}, {summary['epochs']} epochs, {len(summary['folds'])} fold(s) trained; "
           f"data {summary['features_shape']}")
-    print("\n| fold | n | epochs | WAR | UAR |\n|---|---|---|---|---|")
+    print("\n| fold | n | epochs | WAR | UAR | macro-F1 |\n|---|---|---|---|---|---|")
     for f in summary["folds"]:
-        print(f"| {f['name']} | {f['n']} | {f['epochs']} | {f['WAR']:.4f} | {f['UAR']:.4f} |")
+        print(f"| {f['name']} | {f['n']} | {f['epochs']} | {f['WAR']:.4f} | {f['UAR']:.4f} | {_fmt(f['macro_F1'])} |")
     if len(summary["folds"]) > 1:
         print(f"| **mean ± std** | | | {summary['WAR_mean']:.4f} ± {summary['WAR_std']:.4f} | "
-              f"{summary['UAR_mean']:.4f} ± {summary['UAR_std']:.4f} |")
+              f"{summary['UAR_mean']:.4f} ± {summary['UAR_std']:.4f} | "
+              f"{_fmt(summary['macro_F1_mean'])} ± {_fmt(summary['macro_F1_std'])} |")
     t = summary
     steady = f"{t['steady_epoch_s']:.2f}" if t["steady_epoch_s"] is not None else "n/a"
     mean = f"{t['mean_epoch_s']:.2f}" if t["mean_epoch_s"] is not None else "n/a"

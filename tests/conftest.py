@@ -32,3 +32,19 @@ def emodb_dir() -> Path:
     if path is None:
         pytest.skip("EMO-DB copy not found (set TIMNET_EMODB_DIR or place ../shared/corpora/emodb-2s)")
     return path
+
+
+def ravdess_corpus_dir() -> Path | None:
+    """The real RAVDESS speech copy (FLAC) for tests: $TIMNET_RAVDESS_DIR, else
+    ../shared/corpora/ravdess-speech."""
+    env = os.environ.get("TIMNET_RAVDESS_DIR")
+    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "corpora" / "ravdess-speech"
+    return candidate if (candidate / "flac").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    path = ravdess_corpus_dir()
+    if path is None:
+        pytest.skip("RAVDESS copy not found (set TIMNET_RAVDESS_DIR or place ../shared/corpora/ravdess-speech)")
+    return path

@@ -155,13 +155,22 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> tuple[int
 
 
 def recompute_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """WAR, UAR (mean recall over the classes present), per-class recall and confusion, in NumPy."""
+    """WAR, UAR (mean recall over the classes present), macro-F1 (mean F1 over the same
+    classes), per-class recall and F1 (precision and recall's harmonic mean) and confusion, in NumPy."""
     cm = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(cm, (y_true, y_pred), 1)
     support = cm.sum(axis=1)
     recall = [cm[c, c] / support[c] if support[c] else None for c in range(n_classes)]
+    f1 = []
+    for c in range(n_classes):
+        if not support[c]:
+            f1.append(None)
+            continue
+        precision = cm[c, c] / cm[:, c].sum() if cm[:, c].sum() else 0.0
+        f1.append(2 * precision * recall[c] / (precision + recall[c]) if precision + recall[c] else 0.0)
     present = [r for r in recall if r is not None]
     return {"WAR": float(np.mean(y_true == y_pred)), "UAR": float(np.mean(present)), "per_class_recall": recall,
+            "macro_F1": float(np.mean([v for v in f1 if v is not None])), "per_class_F1": f1,
             "confusion_matrix": cm}
 
 
@@ -170,7 +179,7 @@ def check_consistency(folder: Path, head: str, n_classes: int = len(TINY_LABELS)
     metrics = read_metrics(folder)
     with np.load(folder / "predictions.npz") as npz:
         pred = {k: npz[k] for k in npz.files}
-    for key in ("WAR", "UAR", "per_class_recall", "confusion_matrix", "class_labels"):
+    for key in ("WAR", "UAR", "macro_F1", "per_class_recall", "per_class_F1", "confusion_matrix", "class_labels"):
         assert key in metrics, key
     assert metrics["class_labels"] == list(TINY_LABELS)
     assert list(pred["class_labels"]) == list(TINY_LABELS)
@@ -193,6 +202,8 @@ def check_consistency(folder: Path, head: str, n_classes: int = len(TINY_LABELS)
         assert [e["fold"] for e in metrics["folds"]] == folds
         for entry, ref in zip(metrics["folds"], per_fold):
             assert entry["WAR"] == pytest.approx(ref["WAR"]) and entry["UAR"] == pytest.approx(ref["UAR"])
+            assert entry["macro_F1"] == pytest.approx(ref["macro_F1"])
+            assert list(entry["per_class_F1"].values()) == pytest.approx(ref["per_class_F1"])
             assert entry["confusion_matrix"] == ref["confusion_matrix"].tolist()
             assert entry["n"] == int(np.sum(pred["fold"] == entry["fold"]))
             assert list(entry["per_class_recall"].values()) == pytest.approx(ref["per_class_recall"])
@@ -200,9 +211,13 @@ def check_consistency(folder: Path, head: str, n_classes: int = len(TINY_LABELS)
         assert "folds" not in metrics
     assert metrics["WAR"] == pytest.approx(np.mean([m["WAR"] for m in per_fold]))
     assert metrics["UAR"] == pytest.approx(np.mean([m["UAR"] for m in per_fold]))
+    assert metrics["macro_F1"] == pytest.approx(np.mean([m["macro_F1"] for m in per_fold]))
     pooled = recompute_metrics(pred["y_true"], pred["y_pred"], n_classes)
     assert metrics["confusion_matrix"] == pooled["confusion_matrix"].tolist()
     assert list(metrics["per_class_recall"].values()) == pytest.approx(pooled["per_class_recall"])
+    assert list(metrics["per_class_F1"].values()) == pytest.approx(pooled["per_class_F1"])
+    if len(folds) > 1:
+        assert metrics["pooled_macro_F1"] == pytest.approx(pooled["macro_F1"])
     assert metrics["n"] == len(pred["y_true"])
     return metrics, pred
 
@@ -215,6 +230,6 @@ def check_workbook(folder: Path, folds: list[int]) -> None:
     expected = ["summary"] + [f"fold{f}_{kind}" for f in folds for kind in ("confusion", "report")]
     assert wb.sheetnames == expected
     rows = list(wb["summary"].values)
-    assert rows[0][:3] == ("fold", "WAR", "UAR")
+    assert rows[0][:4] == ("fold", "WAR", "UAR", "macro_F1")
     assert len(rows) == 1 + len(folds) + (1 if len(folds) > 1 else 0)
     wb.close()

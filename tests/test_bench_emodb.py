@@ -24,7 +24,7 @@ def test_bench_emodb_reduced_run(emodb_dir: Path, repo_root: Path, tmp_path: Pat
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     out = result.stdout
     assert "## EMO-DB benchmark" in out and "| fold 1 |" in out and "| fold 2 |" in out
-    assert "mean ± std" in out and "seconds per epoch" in out
+    assert "mean ± std" in out and "seconds per epoch" in out and "| WAR | UAR | macro-F1 |" in out
 
     (summary_file,) = list(work.glob("bench_kfold_*.json"))
     summary = json.loads(summary_file.read_text())
@@ -33,7 +33,7 @@ def test_bench_emodb_reduced_run(emodb_dir: Path, repo_root: Path, tmp_path: Pat
     assert all(f["epochs"] == 2 for f in summary["folds"])
     assert summary["epochs_timed"] == 4 and summary["mean_epoch_s"] > 0
     assert summary["machine"]["device"] == "CPU" and summary["machine"]["cpu_count"] >= 1
-    for key in ("WAR_mean", "UAR_mean"):
+    for key in ("WAR_mean", "UAR_mean", "macro_F1_mean"):
         assert 0.0 <= summary[key] <= 1.0
 
     # The paper's recipe reached the run: settings as recorded in metrics.json.

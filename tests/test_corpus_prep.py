@@ -353,3 +353,100 @@ def test_real_emodb_extraction(emodb_dir):
     assert [counts[c] for c in CLASS_LABELS["EMODB"]] == [127, 81, 46, 69, 71, 79, 62]
     assert len({u.speaker for u in utterances}) == 10
     assert np.isfinite(x).all()
+
+
+# --- audio formats -------------------------------------------------------------------------
+
+# (suffix, soundfile format, subtype): lossless FLAC and lossy OGG/Vorbis, as corpora circulate.
+FORMATS = [(".flac", "FLAC", "PCM_16"), (".ogg", "OGG", "VORBIS")]
+
+
+def audio(path: Path, n_samples: int = 600, seed: int | None = None) -> Path:
+    """Like :func:`wav`, in the format of the path's suffix."""
+    rng = np.random.default_rng(seed if seed is not None else len(path.stem))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt, subtype = {s: (f, t) for s, f, t in FORMATS}.get(path.suffix, ("WAV", "PCM_16"))
+    sf.write(path, (0.1 * rng.standard_normal(n_samples)).astype(np.float32), SR, format=fmt, subtype=subtype)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [s for s, _, _ in FORMATS])
+def test_every_parser_reads_every_audio_format(tmp_path, suffix):
+    """Each published layout, its files in another format than .wav (one list of suffixes
+    for the parsers and the predictor: timnet.features.audio_formats)."""
+    from timnet.features.audio_formats import AUDIO_SUFFIXES
+    from timnet.inference.featurise import find_audio
+
+    assert suffix in AUDIO_SUFFIXES
+    layouts = {
+        "EMODB": ["wav/03a01Wa", "wav/16b10Tb"],
+        "RAVDESS": ["Actor_01/03-01-05-01-01-01-01", "Actor_02/03-01-08-02-01-01-02"],
+        "SAVEE": ["AudioData/DC/a01", "AudioData/KL/su02"],
+        "EMOVO": ["f1/dis-f1-b1", "m2/tri-m2-l3"],
+        "CASIA": ["wangzhe/angry/201", "liuchanhg/sad/202"],
+        "ESD": ["0011/Angry/train/0011_000001", "0012/Sad/train/0012_000002"],
+    }
+    for corpus, stems in layouts.items():
+        root = tmp_path / corpus
+        for stem in stems:
+            audio(root / f"{stem}{suffix}")
+        audio(root / f"._{stems[0].rsplit('/', 1)[-1]}{suffix}")  # a macOS resource fork: not audio
+        got = corpus_prep.get_spec(corpus).list_utterances(root)
+        assert [u.path.relative_to(root).as_posix() for u in got] == sorted(f"{s}{suffix}" for s in stems), corpus
+        assert [u.path for u in got] == find_audio(root)  # what predict would score in that folder
+    # IEMOCAP and the generic layout
+    make_iemocap(tmp_path / "IEMOCAP")
+    for path in list((tmp_path / "IEMOCAP").rglob("*.wav")):
+        audio(path.with_suffix(suffix))
+        path.unlink()
+    assert {u.path.suffix for u in iemocap.list_utterances(tmp_path / "IEMOCAP")} == {suffix}
+    audio(tmp_path / "mine" / "happy" / f"0{suffix}")
+    assert [u.label for u in generic.list_utterances(tmp_path / "mine")] == ["happy"]
+
+
+def test_extract_reads_flac_and_ogg(tmp_path, capsys):
+    """An EMO-DB folder of FLAC, OGG and WAV files: FLAC (lossless) gives exactly the
+    features of the same samples as WAV; OGG is read too."""
+    names = make_emodb(tmp_path / "wavs")
+    root = tmp_path / "mixed" / "wav"
+    root.mkdir(parents=True)
+    for i, name in enumerate(names):
+        signal, sr = sf.read(tmp_path / "wavs" / "wav" / name, dtype="int16")
+        stem = Path(name).stem
+        fmt, suffix = [("FLAC", ".flac"), ("OGG", ".ogg"), ("WAV", ".wav")][i % 3]
+        sf.write(root / f"{stem}{suffix}", signal, sr, format=fmt, subtype="VORBIS" if fmt == "OGG" else "PCM_16")
+    code, stdout, _ = run_cli(lambda argv: cli.main(["extract", *argv]), [
+        "--corpus", "EMODB", "--input", str(tmp_path / "mixed"), "--output", str(tmp_path / "o"),
+        "--mean_signal_length", "2048", "--jobs", "1", "--no_progress"], capsys)
+    assert code == 0 and f"EMODB: {len(names)} files" in stdout and "skipped 0 file(s)" in stdout
+    fs = load_features(tmp_path / "o" / "EMODB.npy")
+    assert [Path(p).suffix for p in fs.files] == [[".flac", ".ogg", ".wav"][i % 3] for i in range(len(names))]
+    assert [fs.class_labels[i] for i in fs.labels] == [emodb.LETTERS[n[5]] for n in names]
+    x_wav, _ = extract_many([tmp_path / "wavs" / "wav" / n for n in names], 2048, jobs=1, progress=False)
+    lossless = [i for i in range(len(names)) if i % 3 != 1]
+    np.testing.assert_array_equal(fs.x[lossless], x_wav[lossless])
+    assert np.isfinite(fs.x).all()
+
+
+def test_real_ravdess_flac_extraction(ravdess_dir, tmp_path, capsys):
+    """``timnet extract --corpus RAVDESS`` on the real FLAC copy: a few files of two
+    actors (symlinks, to keep it quick), at the corpus's signal length."""
+    subset = tmp_path / "ravdess"
+    picked = []
+    for actor in ("Actor_01", "Actor_24"):
+        files = sorted((ravdess_dir / "flac" / actor).glob("*.flac"))
+        assert len(files) == 60
+        (subset / actor).mkdir(parents=True)
+        for src in files[::15]:  # 4 files per actor, several emotions
+            (subset / actor / src.name).symlink_to(src)
+            picked.append(src)
+    code, stdout, _ = run_cli(lambda argv: cli.main(["extract", *argv]), [
+        "--corpus", "RAVDESS", "--input", str(subset), "--output", str(tmp_path / "MFCC"), "--jobs", "2",
+        "--no_progress"], capsys)
+    assert code == 0 and "skipped 0 file(s)" in stdout, stdout
+    fs = load_features(tmp_path / "MFCC" / "RAVDE.npy")
+    assert fs.x.shape == (len(picked), 1 + 110000 // 512, 39) and np.isfinite(fs.x).all()
+    assert fs.class_labels == CLASS_LABELS["RAVDE"]
+    expected = [ravdess.parse_name(p.name) for p in picked]
+    assert [(fs.class_labels[i], s) for i, s in zip(fs.labels, fs.speakers)] == expected
+    assert fs.files.tolist() == [f"{p.parent.name}/{p.name}" for p in picked]

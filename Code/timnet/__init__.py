@@ -48,21 +48,27 @@ def train(config: TrainingConfig, features: FeatureSet | str | Path | None = Non
           verbose: int | str = 0) -> TrainOutcome:
     """Train under ``config`` as ``timnet train`` does (model files, no reports or figures):
     ``features`` is a FeatureSet, a corpus name in ``MFCC/`` or a ``.npy`` path (default:
-    ``config.data``). Returns the outcome whose ``report`` the command line prints;
-    ``outcome.weights`` are the model files (``timnet.load`` reads them)."""
+    ``config.data``), restricted to ``config.classes`` when given. Returns the outcome whose
+    ``report`` the command line prints; ``outcome.weights`` are the model files (``timnet.load`` reads them)."""
     from timnet import paths
+    from timnet.features.classes import select_classes
     from timnet.features.files import FeatureSet, load_data
     from timnet.training.devices import configure_devices
     from timnet.training.loop import train as run
 
     if not isinstance(features, FeatureSet):
         features = load_data(str(features if features is not None else config.data))
+    selection = select_classes(features, config.classes)
+    features = selection.features
     config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
                             log_dir=paths.resolve(config.log_dir))
     import keras
 
     keras.utils.set_random_seed(config.random_seed)
-    return run(config, features, configure_devices(config.gpu, quiet=True), verbose=verbose)
+    outcome = run(config, features, configure_devices(config.gpu, quiet=True), verbose=verbose)
+    if selection.note():
+        outcome.report.notes.insert(0, selection.note())
+    return outcome
 
 
 def __getattr__(name: str) -> Any:

@@ -117,6 +117,7 @@ class TrainingConfig:
     """Every setting of a training run (the command line's flags, typed)."""
 
     data: str = DEFAULT_DATA
+    classes: str | None = None  # train on these classes only: "angry,happy,neutral,sad" (names or synonyms)
     recipe: str = DEFAULT_RECIPE
     loss: str = _SEED.loss
     protocol: str = _SEED.protocol
@@ -162,6 +163,8 @@ class TrainingConfig:
         parse_gpu_list(self.gpu)
         if not self.data or not str(self.data).strip():
             raise ConfigError("data", self.data, "give a feature file name in MFCC/ or a path to a .npy file")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", _class_list(self.classes))
         if self.resume is not None and (not isinstance(self.resume, str) or not self.resume.strip()):
             raise ConfigError("resume", self.resume, "give a run folder under --model_path, or last")
         for name in ("model_path", "result_path", "log_dir"):
@@ -199,6 +202,19 @@ class ConfigError(UserError):
     def __init__(self, name: str, value: Any, accepted: str) -> None:
         self.field = name
         super().__init__(f"{flag_of(name)} {_show(value)}: {accepted}")
+
+
+def _class_list(value: Any) -> str:
+    """``--classes``: a comma-separated string or a sequence of names -> ``"a,b,c"``
+    (names are matched to the feature file's, synonyms included, when the data loads)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or not all(isinstance(p, str) for p in parts):
+        raise ConfigError("classes", value, "give class names, comma-separated (e.g. angry,happy,neutral,sad)")
+    names = [p.strip() for p in parts if p.strip()]
+    if len(names) < 2:
+        raise ConfigError("classes", value, "give at least two class names, comma-separated "
+                          "(e.g. angry,happy,neutral,sad)")
+    return ",".join(names)
 
 
 def _show(value: Any) -> str:
@@ -264,6 +280,8 @@ class Flag:
 
 FLAGS: tuple[Flag, ...] = (
     Flag("data", "data", "data", "feature file: a name in MFCC/ (e.g. EMODB) or a path to a .npy"),
+    Flag("classes", "classes", "data", "train on these classes of the file only, comma-separated, e.g. "
+         "angry,happy,neutral,sad (synonyms match: fearful = fear); the report counts the utterances left out"),
     Flag("recipe", "recipe", "optimisation", "defaults of loss, protocol, dropout, epoch, batch size, smoothing"),
     Flag("loss", "loss", "optimisation",
          "npair: L2-normalised embedding + N-pair loss (seed); ce: softmax + cross-entropy (paper)"),

@@ -129,15 +129,17 @@ class TimNetModel:
         return self._scorer().score_features(x)
 
     def evaluate(self, features: FeatureSet, index: np.ndarray | None = None, name: str = "all") -> FoldResult:
-        """Predictions and metrics on (part of) a feature file with these classes."""
-        from timnet.errors import UserError
+        """Predictions on (part of) a feature file, classes matched by name: utterances of
+        classes the model lacks are left out; ``y_true``/``y_pred`` index the model's classes
+        (``result.metrics(len(model.class_labels))`` gives WAR, UAR and F1 over the shared ones)."""
+        from timnet.evaluation.class_mapping import match_data
         from timnet.evaluation.scoring import evaluate
 
-        if tuple(features.class_labels) != self.class_labels:
-            raise UserError(f"{features.path}: classes ({', '.join(features.class_labels)}) differ from the "
-                            f"model's ({', '.join(self.class_labels)})")
+        match = match_data(self.path or "the model", self.keras_model, self.metadata, features)
         index = np.arange(len(features.x)) if index is None else np.asarray(index)
-        return evaluate(self.keras_model, features, index, 1, name, self.metadata.centroids, str(self.path or ""))
+        index = index[match.labels[index] >= 0]
+        return evaluate(self.keras_model, features, index, 1, name, self.metadata.centroids, str(self.path or ""),
+                        labels=match.labels)
 
     # --- audio ---------------------------------------------------------------------------
 

@@ -24,7 +24,9 @@ def add_extract(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--corpus", required=True, help=f"one of {', '.join(corpus_prep.CHOICES)}")
     data.add_argument("--input", required=True, help="corpus folder as published")
     data.add_argument("--name", help="output name (default: the corpus' name, e.g. RAVDE; generic: the folder name)")
-    data.add_argument("--classes", help="generic: comma-separated class folders, in column order")
+    # No argparse default: "classes" is also a configuration flag (timnet.config.FLAGS, training's subset).
+    data.add_argument("--classes", default=argparse.SUPPRESS,
+                      help="generic: comma-separated class folders, in column order")
     data.add_argument("--split", default="train", choices=esd.SPLITS, help="ESD: which split")
     prep = parser.add_argument_group("preprocessing")
     prep.add_argument("--mean_signal_length", type=positive_int,
@@ -38,23 +40,24 @@ def add_extract(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace, root: Path) -> CorpusSpec:
     """The parser the options ask for, with name and signal length overrides applied."""
+    classes_given = getattr(args, "classes", None)
     if args.corpus.lower() == "generic":
         name = args.name or root.name
         try:
             known = corpus_key(name)
         except KeyError:
             known = None
-        if args.classes:
-            classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+        if classes_given:
+            classes = tuple(c.strip() for c in classes_given.split(",") if c.strip())
         elif known is not None:
             classes = CLASS_LABELS[known]
         else:
             classes = generic.class_folders(root)
         if len(set(classes)) != len(classes):
-            raise UserError(f"--classes lists a class twice: {args.classes}")
+            raise UserError(f"--classes lists a class twice: {classes_given}")
         default_length = MEAN_SIGNAL_LENGTH.get(known or "", SEED_SIGNAL_LENGTH)
         return generic.spec(name, classes, args.mean_signal_length or default_length)
-    if args.classes:
+    if classes_given:
         raise UserError("--classes is only for --corpus generic (published layouts fix their classes)")
     spec = corpus_prep.get_spec(args.corpus)
     if spec.name.startswith("ESD"):

@@ -25,7 +25,8 @@ def result_folder(result_path: Path) -> Path:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score ``--wav`` with ``--test_path``; exit 2 when no file could be scored."""
-    from timnet.inference.featurise import AUDIO_SUFFIXES, featurise_files, find_audio
+    from timnet.features.audio_formats import suffix_list
+    from timnet.inference.featurise import featurise_files, find_audio
     from timnet.modelfiles.loading import peek_preprocessing
     from timnet.modelfiles.naming import resolve_model_file
 
@@ -41,7 +42,7 @@ def run_predict(args: argparse.Namespace) -> int:
     wav = user_path(args.wav)
     files = find_audio(wav)
     if not files:
-        raise UserError(f"--wav {wav}: no audio files in this folder ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        raise UserError(f"--wav {wav}: no audio files in this folder ({suffix_list()})")
     source = resolve_model_file(user_path(args.test_path), args.fold)
     # Features first, while TensorFlow is not loaded: workers can then be forked (fast).
     peek = peek_preprocessing(source, args.data)

@@ -14,6 +14,7 @@ from timnet.cli.options import architecture_overrides, config_from_args, given_s
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import provenance
+from timnet.features.classes import select_classes
 from timnet.features.files import load_data
 from timnet.training.protocols import training_splits
 
@@ -70,7 +71,8 @@ def run_train(args: argparse.Namespace) -> int:
                             log_dir=paths.resolve(config.log_dir))
     for name in ("model_path", "result_path", "log_dir"):
         paths.check_writable(getattr(config, name), f"--{name}")
-    features = load_data(data)  # bad data fails at once, before TensorFlow loads
+    selection = select_classes(load_data(data), config.classes)  # bad data fails at once, before TensorFlow loads
+    features = selection.features
     training_splits(config, features)  # so do classes a protocol cannot train on
     feature_record = provenance.feature_file_record(features.path)  # the file as read, before training
 
@@ -87,9 +89,13 @@ def run_train(args: argparse.Namespace) -> int:
           f"{features.x.shape[2]} MFCCs, classes {', '.join(features.class_labels)}")
     print(f"Recipe: {config.loss} loss, {config.protocol} protocol, dropout {arch.dropout}, "
           f"{config.epoch} epochs, batch {config.batch_size}, seed {config.random_seed}")
+    if selection.note():
+        print(selection.note())
     outcome = train(config, features, strategy)
     if not is_chief(strategy):
         return 0
+    if selection.note():
+        outcome.report.notes.insert(0, selection.note())
     print(f"\nTraining finished in {elapsed(start)}; weights in {outcome.model_dir}")
     outcome.report.print()
     outcome.report.provenance = provenance.collect(outcome.report, feature_record, strategy=strategy, started=started)

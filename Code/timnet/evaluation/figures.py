@@ -560,37 +560,46 @@ def _annotate(ax: Any, values: np.ndarray, texts: list[list[str]], image: Any, f
                     color="white" if dark else "black")
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_labels: list[str], path: str | Path, title: str = "") -> Path:
+def plot_confusion_matrix(cm: np.ndarray, class_labels: list[str], path: str | Path, title: str = "",
+                          row_labels: list[str] | None = None) -> Path:
     """Counts and row-normalised recall (%) side by side, with the overall
-    accuracy and UAR in the title."""
-    return _save(confusion_figure(cm, class_labels, title), path)
+    accuracy and UAR in the title. ``row_labels``: the true classes, when they are only
+    some of the predicted ``class_labels`` (a model tested on a corpus with other classes)."""
+    return _save(confusion_figure(cm, class_labels, title, row_labels), path)
 
 
-def confusion_png(cm: np.ndarray, class_labels: list[str], title: str = "") -> bytes:
+def confusion_png(cm: np.ndarray, class_labels: list[str], title: str = "", row_labels: list[str] | None = None) -> bytes:
     """The figure of :func:`plot_confusion_matrix` as PNG bytes (for TensorBoard)."""
-    fig = confusion_figure(cm, class_labels, title)
+    fig = confusion_figure(cm, class_labels, title, row_labels)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
     fig.clear()
     return buffer.getvalue()
 
 
-def confusion_figure(cm: np.ndarray, class_labels: list[str], title: str = "") -> Figure:
-    """The confusion matrix figure: counts and row-normalised recall (%)."""
+def confusion_figure(cm: np.ndarray, class_labels: list[str], title: str = "",
+                     row_labels: list[str] | None = None) -> Figure:
+    """The confusion matrix figure: counts and row-normalised recall (%); columns of
+    ``class_labels`` that are not among ``row_labels`` are predicted-only."""
     cm = np.asarray(cm)
     k = len(class_labels)
-    if cm.ndim != 2 or cm.shape != (k, k):
-        raise ValueError(f"confusion matrix of shape {cm.shape} does not match {k} class labels")
+    row_labels = list(class_labels) if row_labels is None else list(row_labels)
+    kr = len(row_labels)
+    if cm.ndim != 2 or cm.shape != (kr, k) or not set(row_labels) <= set(class_labels):
+        raise ValueError(f"confusion matrix of shape {cm.shape} does not match {kr} true and {k} predicted classes")
     if (cm < 0).any():
         raise ValueError("confusion matrix has negative counts")
+    column_of_row = [list(class_labels).index(c) for c in row_labels]
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = np.where(support[:, None] > 0, 100.0 * cm / support[:, None], np.nan)
     total = cm.sum()
-    acc = 100.0 * np.trace(cm) / total if total else float("nan")
-    uar = float(np.nanmean(np.diag(recall))) if np.isfinite(np.diag(recall)).any() else float("nan")
+    correct = cm[np.arange(kr), column_of_row]
+    acc = 100.0 * correct.sum() / total if total else float("nan")
+    diagonal = recall[np.arange(kr), column_of_row]
+    uar = float(np.nanmean(diagonal)) if np.isfinite(diagonal).any() else float("nan")
 
-    side = max(4.8, 0.62 * k + 2.6)
+    side = max(4.8, 0.62 * max(k, kr) + 2.6)
     fig = Figure(figsize=(2 * side + 1.8, side + 0.9), layout="constrained")
     ax_c, ax_r = fig.subplots(1, 2)
     fontsize = max(7.0, min(12.0, 15.0 - 0.6 * k))
@@ -598,19 +607,20 @@ def confusion_figure(cm: np.ndarray, class_labels: list[str], title: str = "") -
     count_text = [[f"{int(round(v))}" if is_int else f"{v:.1f}" for v in row] for row in cm]
     recall_text = [["–" if not np.isfinite(v) else f"{v:.0f}" if v >= 10 or v == 0 else f"{v:.1f}" for v in row]
                    for row in recall]
-    y_labels = [f"{name} (n={int(round(s))})" for name, s in zip(class_labels, support)]
+    y_labels = [f"{name} (n={int(round(s))})" for name, s in zip(row_labels, support)]
+    x_labels = [name if name in row_labels else f"{name} (predicted only)" for name in class_labels]
     for ax, values, texts, cmap, label, vmax in (
         (ax_c, cm.astype(float), count_text, "Blues", "count", max(float(cm.max()), 1.0)),
         (ax_r, recall, recall_text, "Greens", "recall per true class (%)", 100.0),
     ):
         image = ax.imshow(np.nan_to_num(values, nan=0.0), cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
         _annotate(ax, values, texts, image, fontsize)
-        ax.set_xticks(range(k), class_labels, rotation=40, ha="right", rotation_mode="anchor", fontsize=10)
-        ax.set_yticks(range(k), y_labels if ax is ax_c else class_labels, fontsize=10)
+        ax.set_xticks(range(k), x_labels, rotation=40, ha="right", rotation_mode="anchor", fontsize=10)
+        ax.set_yticks(range(kr), y_labels if ax is ax_c else row_labels, fontsize=10)
         ax.set_xlabel("predicted class", fontsize=11)
         ax.set_ylabel("true class", fontsize=11)
         ax.set_xticks(np.arange(-0.5, k, 1), minor=True)
-        ax.set_yticks(np.arange(-0.5, k, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, kr, 1), minor=True)
         ax.grid(which="minor", color="white", lw=1)
         ax.tick_params(which="minor", length=0)
         bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)

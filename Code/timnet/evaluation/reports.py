@@ -39,16 +39,26 @@ class FoldResult:
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """WAR (accuracy), UAR (mean recall over classes present), recalls, confusion."""
+    """WAR (accuracy), UAR (mean recall over the classes present), macro-F1 (mean F1 over
+    the same classes: EmoBox ranks by it), per-class recall and F1, confusion matrix.
+
+    A class with no true utterance has no recall and no F1 (NaN): it is left out of the
+    means, while predictions of it still lower the recall and F1 of the true classes."""
     labels = np.arange(n_classes)
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     support = cm.sum(axis=1)
-    recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    tp = np.diag(cm)
+    recall = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
+    # F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (support + predicted)
+    predicted = cm.sum(axis=0)
+    f1 = np.where(support > 0, 2 * tp / np.maximum(support + predicted, 1), np.nan)
     uar = float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0))
     return {
         "WAR": float(np.mean(y_true == y_pred)),
         "UAR": uar,
+        "macro_F1": float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
         "per_class_recall": recall,
+        "per_class_F1": f1,
         "confusion_matrix": cm,
         "n": int(len(y_true)),
     }
@@ -65,10 +75,24 @@ class EvaluationReport:
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)  # see timnet.evaluation.provenance
+    # The confusion matrix's rows: the model's classes the evaluated data has (None: every
+    # class). On a feature file with other classes, the model's other classes are
+    # predicted-only columns (timnet.features.classes.ClassMapping.shared).
+    true_classes: tuple[int, ...] | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.class_labels)
+
+    @property
+    def rows(self) -> list[int]:
+        """Class indices of the confusion matrix's rows (and of the per-class figures)."""
+        return list(range(self.n_classes)) if self.true_classes is None else sorted(self.true_classes)
+
+    @property
+    def predicted_only(self) -> list[str]:
+        rows = set(self.rows)
+        return [c for i, c in enumerate(self.class_labels) if i not in rows]
 
     def fold_metrics(self) -> list[dict[str, Any]]:
         return [f.metrics(self.n_classes) for f in self.folds]
@@ -78,22 +102,30 @@ class EvaluationReport:
         y_true = np.concatenate([f.y_true for f in self.folds])
         y_pred = np.concatenate([f.y_pred for f in self.folds])
         pooled = classification_metrics(y_true, y_pred, self.n_classes)
-        labels = list(self.class_labels)
+        rows = self.rows
+        labels = [self.class_labels[i] for i in rows]
         out: dict[str, Any] = {
             "data": self.data,
             "head": self.head,
-            "class_labels": labels,
+            "class_labels": list(self.class_labels),
             "WAR": float(np.mean([m["WAR"] for m in per_fold])),
             "UAR": float(np.mean([m["UAR"] for m in per_fold])),
-            "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_recall"])},
-            "confusion_matrix": pooled["confusion_matrix"].tolist(),
+            "macro_F1": _mean([m["macro_F1"] for m in per_fold]),
+            "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_recall"][rows])},
+            "per_class_F1": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_F1"][rows])},
+            "confusion_matrix": pooled["confusion_matrix"][rows].tolist(),
             "n": pooled["n"],
         }
+        if self.predicted_only:  # rows: the data's classes; columns: every class of the model
+            out["confusion_rows"] = labels
+            out["predicted_only_classes"] = self.predicted_only
         if len(self.folds) > 1:
             out["pooled_WAR"] = pooled["WAR"]
             out["pooled_UAR"] = pooled["UAR"]
+            out["pooled_macro_F1"] = _nan_to_none(pooled["macro_F1"])
             out["WAR_std"] = float(np.std([m["WAR"] for m in per_fold]))
             out["UAR_std"] = float(np.std([m["UAR"] for m in per_fold]))
+            out["macro_F1_std"] = _std([m["macro_F1"] for m in per_fold])
             out["folds"] = [
                 {
                     "fold": f.fold,
@@ -101,9 +133,11 @@ class EvaluationReport:
                     "weights": f.weights,
                     "WAR": m["WAR"],
                     "UAR": m["UAR"],
+                    "macro_F1": _nan_to_none(m["macro_F1"]),
                     "n": m["n"],
-                    "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_recall"])},
-                    "confusion_matrix": m["confusion_matrix"].tolist(),
+                    "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_recall"][rows])},
+                    "per_class_F1": {c: _nan_to_none(r) for c, r in zip(labels, m["per_class_F1"][rows])},
+                    "confusion_matrix": m["confusion_matrix"][rows].tolist(),
                 }
                 for f, m in zip(self.folds, per_fold)
             ]
@@ -119,20 +153,26 @@ class EvaluationReport:
         """The on-screen report: per-fold figures, means, recalls, confusion, sklearn report."""
         s = self.summary()
         labels = list(self.class_labels)
+        rows = self.rows
         if len(self.folds) > 1:
             for f in s["folds"]:
-                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  (n={f['n']})")
-            print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}")
+                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  macro-F1 {_fmt(f['macro_F1'])}  "
+                      f"(n={f['n']})")
+            print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}  "
+                  f"macro-F1 {_fmt(s['macro_F1'])} ± {_fmt(s['macro_F1_std'])}")
         else:
-            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  (n={s['n']})")
-        print("per-class recall: " + ", ".join(
-            f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s["per_class_recall"].items()))
-        cm = pd.DataFrame(s["confusion_matrix"], index=labels, columns=labels)
-        print("confusion matrix (rows: true, columns: predicted):")
+            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  macro-F1 {_fmt(s['macro_F1'])}  (n={s['n']})")
+        for what, key in (("recall", "per_class_recall"), ("F1", "per_class_F1")):
+            print(f"per-class {what}: " + ", ".join(
+                f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s[key].items()))
+        cm = pd.DataFrame(s["confusion_matrix"], index=[labels[i] for i in rows], columns=labels)
+        print("confusion matrix (rows: true, columns: predicted"
+              + (f"; {', '.join(self.predicted_only)}: predicted only, the data has none" if self.predicted_only
+                 else "") + "):")
         print(cm.to_string())
         y_true = np.concatenate([f.y_true for f in self.folds])
         y_pred = np.concatenate([f.y_pred for f in self.folds])
-        print(classification_report(y_true, y_pred, labels=np.arange(len(labels)), target_names=labels,
+        print(classification_report(y_true, y_pred, labels=rows, target_names=[labels[i] for i in rows],
                                     digits=4, zero_division=0))
         for note in self.notes:
             print(f"note: {note}")
@@ -199,22 +239,41 @@ class EvaluationReport:
 def write_workbook(path: Path, report: EvaluationReport) -> None:
     """The original's workbook: per fold a confusion-matrix and a report sheet, plus a summary."""
     labels = list(report.class_labels)
+    true_rows = report.rows
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "n": m["n"]}
+        rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "macro_F1": m["macro_F1"], "n": m["n"]}
                 for f, m in zip(report.folds, report.fold_metrics())]
         summary = pd.DataFrame(rows)
         if len(rows) > 1:
             summary.loc[len(summary)] = {"fold": "mean", "WAR": summary["WAR"].mean(),
-                                         "UAR": summary["UAR"].mean(), "n": summary["n"].sum()}
+                                         "UAR": summary["UAR"].mean(), "macro_F1": summary["macro_F1"].mean(),
+                                         "n": summary["n"].sum()}
         summary.to_excel(writer, sheet_name="summary", index=False)
         for f in report.folds:
-            cm = confusion_matrix(f.y_true, f.y_pred, labels=np.arange(len(labels)))
-            pd.DataFrame(cm, index=labels, columns=labels).to_excel(writer, sheet_name=f"fold{f.fold}_confusion")
-            rep = classification_report(f.y_true, f.y_pred, labels=np.arange(len(labels)), target_names=labels,
+            cm = confusion_matrix(f.y_true, f.y_pred, labels=np.arange(len(labels)))[true_rows]
+            pd.DataFrame(cm, index=[labels[i] for i in true_rows], columns=labels).to_excel(
+                writer, sheet_name=f"fold{f.fold}_confusion")
+            rep = classification_report(f.y_true, f.y_pred, labels=true_rows,
+                                        target_names=[labels[i] for i in true_rows],
                                         output_dict=True, zero_division=0)
             pd.DataFrame(rep).transpose().to_excel(writer, sheet_name=f"fold{f.fold}_report")
 
 
 def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
+
+
+def _mean(values: list[float]) -> float | None:
+    """The mean of the defined values (a fold without any true utterance has no F1)."""
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _std(values: list[float]) -> float | None:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.std(finite)) if finite else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 

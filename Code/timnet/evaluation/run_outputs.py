@@ -43,7 +43,7 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
         title = report.data  # the figure adds WA, UAR and the count itself
         written["confusion_matrix"] = plot_confusion_matrix(
             np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
-            title=title)
+            title=title, row_labels=summary.get("confusion_rows"))
         fused = [f.fused for f in report.folds if f.fused is not None]
         if fused and sum(len(f) for f in fused) >= 4:
             points = np.concatenate(fused)
@@ -59,19 +59,21 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
 
 
 def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Path]) -> Path:
-    """A one-page ``summary.md``: settings, WAR/UAR (mean and per fold), links to figures."""
+    """A one-page ``summary.md``: settings, WAR/UAR/macro-F1 (mean and per fold), links to figures."""
     s = report.summary()
     lines = [f"# TIM-Net run: {report.data}", ""]
     lines += [f"- **WAR** {s['WAR']:.4f}" + (f" ± {s['WAR_std']:.4f}" if "WAR_std" in s else ""),
               f"- **UAR** {s['UAR']:.4f}" + (f" ± {s['UAR_std']:.4f}" if "UAR_std" in s else ""),
+              f"- **macro-F1** {_fmt(s['macro_F1'])}" + (f" ± {_fmt(s['macro_F1_std'])}" if "macro_F1_std" in s else ""),
               f"- utterances evaluated: {s['n']}; head: {report.head}; classes: {', '.join(report.class_labels)}",
               ""]
     if "folds" in s:
-        lines += ["| fold | WAR | UAR | n |", "|---|---|---|---|"]
-        lines += [f"| {f['name']} | {f['WAR']:.4f} | {f['UAR']:.4f} | {f['n']} |" for f in s["folds"]]
+        lines += ["| fold | WAR | UAR | macro-F1 | n |", "|---|---|---|---|---|"]
+        lines += [f"| {f['name']} | {f['WAR']:.4f} | {f['UAR']:.4f} | {_fmt(f['macro_F1'])} | {f['n']} |"
+                  for f in s["folds"]]
         lines.append("")
-    lines += ["## Per-class recall", "", "| class | recall |", "|---|---|"]
-    lines += [f"| {c} | {'n/a' if r is None else f'{r:.4f}'} |" for c, r in s["per_class_recall"].items()]
+    lines += ["## Per-class recall and F1", "", "| class | recall | F1 |", "|---|---|---|"]
+    lines += [f"| {c} | {_fmt(r)} | {_fmt(s['per_class_F1'][c])} |" for c, r in s["per_class_recall"].items()]
     lines.append("")
     figures = [(k, written[k]) for k in ("curves", "confusion_matrix", "tsne") if k in written]
     if figures:
@@ -90,6 +92,10 @@ def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Pat
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _provenance_lines(prov: dict[str, Any]) -> list[str]:

@@ -84,10 +84,14 @@ def fusion_model(model: keras.Model) -> keras.Model:
 
 
 def evaluate(model: keras.Model, features: FeatureSet, index: np.ndarray, fold: int, name: str,
-             centroids: np.ndarray | None, weights: str = "", with_fused: bool = False) -> FoldResult:
-    """Predict the utterances ``index`` and compare with their labels."""
+             centroids: np.ndarray | None, weights: str = "", with_fused: bool = False,
+             labels: np.ndarray | None = None) -> FoldResult:
+    """Predict the utterances ``index`` and compare with their labels: the file's, or
+    ``labels`` (the model's class of every utterance, when the file has other classes:
+    ``timnet.features.classes.ClassMapping``). The predicted class is the argmax over
+    all of the model's classes."""
     outputs = predict_array(model, features.x, index)
-    y_true = features.labels[index]
+    y_true = (features.labels if labels is None else np.asarray(labels))[index]
     embeddings = None
     if model_head(model) == "softmax":
         scores = outputs

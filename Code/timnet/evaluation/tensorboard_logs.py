@@ -1,6 +1,6 @@
 """A run's TensorBoard summaries beyond the training curves: each evaluated fold's
-confusion matrix (Images tab) and the run's hyper-parameters with its final WAR and UAR
-(HParams tab, so that runs can be compared side by side).
+confusion matrix (Images tab) and the run's hyper-parameters with its final WAR, UAR and
+macro-F1 (HParams tab, so that runs can be compared side by side).
 
 Layout (the same as the curves'): ``<log_dir>/<run>/`` holds the hyper-parameters and
 final metrics; with several folds, fold ``i``'s confusion image goes to
@@ -20,7 +20,7 @@ from tensorboard.plugins.hparams import api as hp
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 
 CONFUSION_TAG = "confusion_matrix"
-METRIC_TAGS = {"WAR": "hparams/WAR", "UAR": "hparams/UAR"}  # what the HParams tab compares
+METRIC_TAGS = {"WAR": "hparams/WAR", "UAR": "hparams/UAR", "macro_F1": "hparams/macro_F1"}  # the HParams columns
 # Settings that say where files go, not how the model was made: no hyper-parameters.
 _NOT_HPARAMS = {"model_path", "result_path", "log_dir", "test_path", "resume"}
 
@@ -59,7 +59,7 @@ def log_fold_confusion(log_dir: Path, fold: FoldResult, class_labels: tuple[str,
 
 
 def log_run_hparams(log_dir: Path, run: str, report: EvaluationReport) -> Path:
-    """The run's hyper-parameters (its trial id: the run name) and final WAR/UAR (the
+    """The run's hyper-parameters (its trial id: the run name) and final WAR/UAR/macro-F1 (the
     means over its folds, as in metrics.json) for TensorBoard's HParams tab."""
     values = hparam_values(report.settings)
     columns = sorted(_flat_settings(report.settings))
@@ -71,6 +71,7 @@ def log_run_hparams(log_dir: Path, run: str, report: EvaluationReport) -> Path:
                           metrics=[hp.Metric(tag, display_name=name) for name, tag in METRIC_TAGS.items()])
         hp.hparams(values, trial_id=run)
         for name, tag in METRIC_TAGS.items():
-            tf.summary.scalar(tag, summary[name], step=0)
+            if summary.get(name) is not None:
+                tf.summary.scalar(tag, summary[name], step=0)
     writer.close()
     return log_dir

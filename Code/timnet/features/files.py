@@ -8,6 +8,7 @@ numpy arrays, dtypes and numpy scalars: any other object is refused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -170,6 +171,28 @@ class FeatureSet:
     speakers: np.ndarray | None = None
     files: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a model file records about the data it was trained on: a SHA-256 of the
+        features, labels and class names (not of the file's bytes, so a copy elsewhere is
+        the same data), and their shape. Testing compares it with the tested file's to
+        tell the training data (rebuild its folds) from other data (score it whole).
+        Computed once (about a second per GB); a class subset keeps its file's."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            digest = hashlib.sha256()
+            for array in (np.ascontiguousarray(self.x, dtype=np.float32), self.labels.astype(np.int64)):
+                digest.update(array.view(np.uint8).ravel())
+            digest.update("\0".join(self.class_labels).encode("utf8"))
+            cached = {"sha256": digest.hexdigest(), "name": self.name, "utterances": int(self.x.shape[0]),
+                      "frames": int(self.x.shape[1]), "n_mfcc": int(self.x.shape[2]),
+                      "class_labels": list(self.class_labels)}
+            self._fingerprint = cached
+        return dict(cached)
+
+    def inherit_fingerprint(self, source: FeatureSet) -> None:
+        """A part of ``source`` (a class subset) is recorded as trained on ``source``."""
+        self._fingerprint = source.fingerprint()
 
     @property
     def labels(self) -> np.ndarray:

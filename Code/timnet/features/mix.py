@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from timnet.errors import UserError
+from timnet.features.classes import canonical_class
 from timnet.features.corpora import CLASS_LABELS, INTERSECT_MAP, corpus_key
 from timnet.features.files import FeatureSet, load_features, read_npy
 
@@ -47,8 +48,10 @@ def known_name(name: str) -> str | None:
 
 
 def mapping_by_name(class_labels: Sequence[str]) -> tuple[int, ...]:
-    """INTERSECT index of each class by its name (-1: not an INTERSECT class)."""
-    return tuple(INTERSECT_CLASSES.index(c) if c in INTERSECT_CLASSES else -1 for c in class_labels)
+    """INTERSECT index of each class by its name, synonyms included (``surprised`` is
+    ``surprise``; -1: not an INTERSECT class)."""
+    index = {canonical_class(c): i for i, c in enumerate(INTERSECT_CLASSES)}
+    return tuple(index.get(canonical_class(c), -1) for c in class_labels)
 
 
 def intersect_mapping(name: str, class_labels: Sequence[str]) -> tuple[int, ...]:

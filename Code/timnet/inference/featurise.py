@@ -21,12 +21,8 @@ from tqdm import tqdm
 
 from timnet.errors import UserError
 from timnet.features import corpora, mfcc
+from timnet.features.audio_formats import find_audio_files
 
-# Suffixes searched for in a --wav folder (formats libsndfile or audioread read).
-AUDIO_SUFFIXES = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff",
-    ".aifc", ".au", ".snd", ".caf", ".w64", ".webm", ".mp4",
-})
 # Fewer files than this are featurised in this process. Forked workers start in
 # milliseconds; spawned ones (forking is unsafe once TensorFlow is loaded) each
 # import librosa afresh: seconds (over 10 s on a busy 2-core machine) that only
@@ -44,7 +40,7 @@ def find_audio(wav: Path) -> list[Path]:
     """``--wav``: the file itself (even a missing one: its row says so), or every audio
     file under a folder, sorted."""
     if wav.is_dir():
-        return sorted(p for p in wav.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
+        return find_audio_files(wav)
     return [wav]
 
 

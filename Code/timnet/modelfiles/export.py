@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from timnet.errors import UserError
+from timnet.features.classes import map_classes
 from timnet.features.files import FeatureSet
 from timnet.modelfiles.loading import data_name, load_model
 from timnet.modelfiles.metadata import ModelMetadata
@@ -69,15 +70,21 @@ def export_model(source: Path, output: Path, data: str, features: FeatureSet | N
     meta = loaded.metadata
     centroids_note = None
     if features is not None and meta.head == "embedding" and meta.centroids is None:
-        if tuple(features.class_labels) != meta.class_labels:
-            raise UserError(f"{features.path}: classes ({', '.join(features.class_labels)}) differ from the "
-                            f"model's ({', '.join(meta.class_labels)})")
         if features.x.shape[1:] != (meta.frames, meta.n_mfcc):
             raise UserError(f"{features.path}: features of shape {features.x.shape[1:]} but the model takes "
-                            f"({meta.frames}, {meta.n_mfcc})")
+                            f"({meta.frames}, {meta.n_mfcc}): extract them with the model's --mean_signal_length "
+                            f"{meta.mean_signal_length}")
+        # Classes by name (synonyms included); utterances of classes the model lacks are left out.
+        mapping = map_classes(meta.class_labels, features.class_labels, model=f"{source}", data=str(features.path))
+        labels = mapping.model_labels_of(features.labels)
         index, which = training_index(source, features, seed)
+        index = index[labels[index] >= 0]
+        missing = [c for i, c in enumerate(meta.class_labels) if not np.any(labels[index] == i)]
+        if missing:
+            raise UserError(f"{features.path}: no utterance of the model's class(es) {', '.join(missing)} in "
+                            f"{which}, so no centroid for them; give --data the model's training feature file")
         embeddings = predict_array(loaded.model, features.x, index)
-        centroids = class_centroids(embeddings, features.labels[index], len(features.class_labels))
+        centroids = class_centroids(embeddings, labels[index], len(meta.class_labels))
         centroids_note = f"{features.path}: {which}, {len(index)} utterances"
         meta = meta.with_centroids(centroids, centroids_note)
     elif meta.centroids is not None and meta.centroids_source is None:

@@ -46,6 +46,9 @@ class ModelMetadata:
     # Where an exported file came from and where its centroids were computed.
     exported_from: str | None = None
     centroids_source: str | None = None
+    # FeatureSet.fingerprint() of the data the model was trained on (None: not recorded,
+    # e.g. the original's files): testing tells its training data from other data by it.
+    training_data: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,7 +87,7 @@ class ModelMetadata:
         }
         if with_centroids:
             out["centroids"] = None if self.centroids is None else self.centroids.tolist()
-        for key in ("exported_from", "centroids_source"):
+        for key in ("exported_from", "centroids_source", "training_data"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out.update(self.extra)
@@ -109,6 +112,10 @@ class ModelMetadata:
                 raise ValueError("class_labels must be a list of names")
             known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version"}
             centroids = values.get("centroids")
+            training_data = values.get("training_data")
+            if training_data is not None and not (isinstance(training_data, Mapping)
+                                                  and isinstance(training_data.get("sha256"), str)):
+                raise ValueError("training_data must be an object with a sha256")
             return cls(
                 architecture=architecture,
                 head=str(head),
@@ -122,6 +129,7 @@ class ModelMetadata:
                 epoch=_opt_int(values.get("epoch")),
                 exported_from=values.get("exported_from"),
                 centroids_source=values.get("centroids_source"),
+                training_data=None if training_data is None else dict(training_data),
                 extra={k: v for k, v in values.items() if k not in known},
             )
         except ModelFileError:

@@ -78,7 +78,7 @@ def model_metadata(config: TrainingConfig, features: FeatureSet, centroids: np.n
     return ModelMetadata(
         architecture=config.architecture, head=config.head, class_labels=tuple(features.class_labels),
         n_mfcc=int(n_mfcc), frames=int(frames), mean_signal_length=features.mean_signal_length,
-        data=config.data_name, centroids=centroids, epoch=epoch,
+        data=config.data_name, centroids=centroids, epoch=epoch, training_data=features.fingerprint(),
     )
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timnet.errors import UserError
-
-AUDIO_SUFFIXES = (".wav",)
+from timnet.features.audio_formats import find_audio_files, suffix_list
 
 
 class LayoutError(UserError):
@@ -41,20 +40,19 @@ class CorpusSpec:
 
 
 def audio_files(root: Path) -> list[Path]:
-    """Every audio file below ``root``, sorted; macOS resource forks (``._x.wav``) skipped."""
+    """Every audio file below ``root`` (any format the predictor reads: .wav, .flac,
+    .ogg, ...), sorted; macOS resource forks (``._x.wav``) skipped."""
     if not root.is_dir():
         raise LayoutError(f"{root}: input folder not found (give the corpus folder with --input)")
-    return sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("._") and p.is_file()
-    )
+    return find_audio_files(root)
 
 
 def finish(utterances: Iterable[Utterance], root: Path, layout: str) -> list[Utterance]:
     """Sort by path; an empty result is a layout error that says what was expected."""
     result = sorted(utterances)
     if not result:
-        raise LayoutError(f"{root}: no audio file matches the expected layout ({layout})")
+        raise LayoutError(f"{root}: no audio file matches the expected layout ({layout}; any of the audio "
+                          f"formats {suffix_list()} instead of .wav)")
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from timnet.features.audio_formats import audio_stem
 from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
 from timnet.features.corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
@@ -19,13 +20,14 @@ PREFIXES = {
     "dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fear",
     "rab": "angry", "sor": "surprise", "tri": "sad",
 }
-_NAME_RE = re.compile(r"^(dis|gio|neu|pau|rab|sor|tri)-([fm]\d)-[^.]+\.wav$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^(dis|gio|neu|pau|rab|sor|tri)-([fm]\d)-[^.]+$", re.IGNORECASE)
 _SPEAKER_RE = re.compile(r"^[fm]\d$", re.IGNORECASE)
 
 
 def parse(path: Path) -> tuple[str, str] | None:
     """(label, speaker) of an EMOVO file, or None when it is not one."""
-    match = _NAME_RE.match(path.name)
+    stem = audio_stem(path)
+    match = None if stem is None else _NAME_RE.match(stem)
     if match is None:
         return None
     folder = path.parent.name

@@ -11,21 +11,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from timnet.features.audio_formats import audio_stem
 from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
 from timnet.features.corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
 NAME = "RAVDE"
-LAYOUT = "Actor_NN/03-01-EE-II-SS-RR-AA.wav (speech, emotion code EE 01..08)"
+LAYOUT = "Actor_NN/03-01-EE-II-SS-RR-AA.wav or .flac (speech, emotion code EE 01..08)"
 EMOTIONS = {
     "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
     "05": "angry", "06": "fear", "07": "disgust", "08": "surprise",
 }
-_NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.wav$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 
 
 def parse_name(file_name: str) -> tuple[str, str] | None:
-    """(label, speaker) of a RAVDESS audio-only speech file name, else None."""
-    match = _NAME_RE.match(file_name)
+    """(label, speaker) of a RAVDESS audio-only speech file name (.wav, .flac, ...), else None."""
+    stem = audio_stem(file_name)
+    match = None if stem is None else _NAME_RE.match(stem)
     if match is None:
         return None
     modality, channel, emotion, *_, actor = match.groups()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from timnet.features.audio_formats import audio_stem
 from timnet.features.corpora import CLASS_LABELS, MEAN_SIGNAL_LENGTH
 from timnet.features.corpus_prep.base import CorpusSpec, Utterance, parsed_utterances
 
@@ -18,12 +19,13 @@ NAME = "SAVEE"
 LAYOUT = "<DC|JE|JK|KL>/<a|d|f|h|n|sa|su><NN>.wav, e.g. AudioData/DC/sa01.wav"
 SPEAKERS = ("DC", "JE", "JK", "KL")
 PREFIXES = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
-_NAME_RE = re.compile(r"^(?:(DC|JE|JK|KL)_)?(a|d|f|h|n|sa|su)(\d+)\.wav$")
+_NAME_RE = re.compile(r"^(?:(DC|JE|JK|KL)_)?(a|d|f|h|n|sa|su)(\d+)$")
 
 
 def parse(path: Path) -> tuple[str, str] | None:
     """(label, speaker) of a SAVEE file, or None when it is not one."""
-    match = _NAME_RE.match(path.name)
+    stem = audio_stem(path)
+    match = None if stem is None else _NAME_RE.match(stem)
     if match is None:
         return None
     speaker = match.group(1) or path.parent.name
