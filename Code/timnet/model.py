@@ -152,7 +152,9 @@ class TimNetModel:
 
     def evaluate(self, features: FeatureSet, index: np.ndarray | None = None, name: str = "all") -> FoldResult:
         """Predictions and metrics on (part of) a feature file with these classes."""
-        from timnet.errors import UserError
+        if self.keras_model is None:
+            raise UserError(f"{self.path}: evaluate needs the .keras or weights file (an exported model scores "
+                            "audio: classify_file, classify_waveform, scores)")
         from timnet.evaluation.scoring import evaluate
 
         if tuple(features.class_labels) != self.class_labels:
@@ -178,8 +180,8 @@ class TimNetModel:
     def classify_waveform(self, signal: np.ndarray, sample_rate: int, window_hop: float | None = None) -> Classification:
         """The class of one mono signal (1-D float array) recorded at ``sample_rate`` Hz.
 
-        Any other rate than the model's (22 050 Hz) is resampled first with soxr's high
-        quality, as ``librosa.load`` does for files; a rate that is not a positive whole
+        Any other rate than the model's (22 050 Hz) is resampled first (soxr, high quality,
+        as ``librosa.load`` does for files); a rate that is not a positive whole
         number, or a signal that is not 1-D, raises :class:`~timnet.errors.UserError`.
         Returns the label and per-class scores (``status`` says why there is no label:
         "empty", "silent", "unreadable" for NaN/inf samples)."""
@@ -189,8 +191,6 @@ class TimNetModel:
                            window_hop: float | None = None, names: Sequence[str] | None = None) -> list[Classification]:
         """:meth:`classify_waveform` for several signals at one ``sample_rate``, scored in batches.
         ``names`` label the results (default ``waveform 1``, ``waveform 2``, ...)."""
-        from timnet.errors import UserError
-
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise UserError(f"sample_rate {sample_rate!r}: give the signal's sample rate in Hz as a positive whole "
                             f"number (the model takes {self.metadata.sample_rate} Hz; other rates are resampled)")
@@ -206,9 +206,9 @@ class TimNetModel:
                 raise UserError(f"{name}: expected a mono signal (1-D array), got shape {signal.shape}; "
                                 "average the channels first (signal.mean(axis=1))")
             if int(sample_rate) != self.metadata.sample_rate and signal.size:
-                import soxr
+                from timnet.features.audio_io import resample
 
-                signal = soxr.resample(signal, int(sample_rate), self.metadata.sample_rate, quality="HQ")
+                signal = resample(signal, int(sample_rate), self.metadata.sample_rate)
             ready.append(np.asarray(signal, dtype=np.float32))
         rows = self._scorer().score_signals(ready, names, window_hop)
         return [self._classification(row) for row in rows]

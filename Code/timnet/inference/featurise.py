@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from timnet.errors import UserError
 from timnet.features import corpora, mfcc
+from timnet.features.audio_io import read_signal
 
 # Suffixes searched for in a --wav folder (formats libsndfile or audioread read).
 AUDIO_SUFFIXES = frozenset({
@@ -77,7 +78,7 @@ def waveform_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            signal = mfcc.load_signal(path)
+            signal = read_signal(path)
         if signal.size == 0:
             raise ValueError("empty audio (no samples)")
         windows, starts = signal_windows(signal, length, hop)
