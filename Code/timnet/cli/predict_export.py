@@ -77,7 +77,9 @@ def _predict_exported(args: argparse.Namespace, source: Path, files: list[Path],
     from timnet.inference.exported import ExportedPredictor
 
     if args.overrides:
-        flags = ", ".join(f"--{k}" for k in args.overrides)
+        from timnet.modelfiles.metadata import flag_text
+
+        flags = ", ".join(flag_text(k, v) for k, v in args.overrides.items())
         raise UserError(f"{flags}: an exported model file records its network; leave these flags out")
     predictor = ExportedPredictor(source)
     print(f"Model {predictor.source}: {predictor.head} head, classes {', '.join(predictor.class_labels)}; "

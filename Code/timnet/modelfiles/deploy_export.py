@@ -38,6 +38,7 @@ RECORD_KEY = "timnet"  # ONNX metadata_props key; saved_model/<folder>/timnet.js
 RECORD_FORMAT = "timnet-export"
 RECORD_VERSION = 1
 SAVED_MODEL_MEMBER = "timnet.json"
+FRONT_END_LAYER = "mfcc_features"  # the MfccFeatures layer's name in the scoring model
 
 
 def output_path_for(output: Path, fmt: str) -> Path:
@@ -123,7 +124,7 @@ def scoring_model(model: Any, meta: ModelMetadata, input_kind: str) -> Any:
         inputs = keras.Input(shape=(None,), name="waveform")
         length = int(meta.mean_signal_length)
         x = CentreSignal(length, name="centre_signal")(inputs)
-        x = MfccFeatures(length, meta.n_mfcc, meta.sample_rate, name="mfcc_features")(x)
+        x = MfccFeatures(length, meta.n_mfcc, meta.sample_rate, name=FRONT_END_LAYER)(x)
     else:
         inputs = keras.Input(shape=(meta.frames, meta.n_mfcc), name="mfcc")
         x = inputs
@@ -181,10 +182,22 @@ def _export_onnx(model: Any, tmp: Path, quantize: bool) -> None:
     plain = tmp.with_name(tmp.stem + ".float.onnx")
     model.export(str(plain), format="onnx", verbose=False)
     if quantize:
+        import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(plain), str(tmp), weight_type=QuantType.QInt8)
+        # TIM-Net's kernels are computed in the graph (batch norm folded in): fold the
+        # constants first so that the quantiser sees them as weights. The MFCC front end
+        # (DFT, mel, DCT matrices) stays float: int8 there would move the MFCCs.
+        folded = tmp.with_name(tmp.stem + ".folded.onnx")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(str(folded)).graph
+        keep_float = [n.name for n in graph.node if FRONT_END_LAYER in n.name]
+        quantize_dynamic(str(folded), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep_float)
         plain.unlink()
+        folded.unlink()
     else:
         plain.replace(tmp)
     onnx.checker.check_model(onnx.load(str(tmp)))
