@@ -64,7 +64,7 @@ def add_export(parser: argparse.ArgumentParser) -> None:
                               help="what the exported model takes: MFCC matrices, or a 22 050 Hz mono waveform "
                                    "(the MFCC front end inside the model) (default: mfcc)")
     g["outputs"].add_argument("--quantize", action="store_true",
-                              help="int8 dynamic-range weights (onnx, litert)")
+                              help="int8 dynamic-range weights (onnx; the MFCC front end stays float)")
     g["outputs"].add_argument("--overwrite", action="store_true", help="replace an existing --output")
     add_config_flags(parser, ("data", "random_seed"), {**g, "optimisation": g["data"]})
 
