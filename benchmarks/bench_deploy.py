@@ -46,21 +46,25 @@ def child_env() -> dict[str, str]:
 
 
 def cold_run(model: Path, wav: Path, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one ``timnet predict`` process."""
+    """Wall seconds and peak RSS (MB) of one ``timnet predict`` process. The RSS is measured by
+    ``/usr/bin/time`` (a small parent): a child forked from this process would inherit this
+    process' high-water mark (TensorFlow loaded) through fork and exec."""
     cmd = [sys.executable, "-m", "timnet", "predict", "--test_path", str(model), "--wav", str(wav),
            "--result_path", str(out)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-1000:]}")
-    return wall, usage.ru_maxrss / 1024
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        start = time.perf_counter()
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], env=child_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr[-1000:]}")
+        peak_kb = float(Path(rss.name).read_text().split()[-1])
+    return wall, peak_kb / 1024
 
 
 def export_all(model: Path, folder: Path) -> dict[str, Path]:
-    """The artifacts the benchmark compares (Keras' own exporters, via timnet export)."""
+    """The artifacts the benchmark compares (Keras' own exporters, via timnet export); one
+    already in ``folder`` and newer than ``model`` is reused."""
     from timnet.modelfiles.deploy_export import export_artifact
 
     artifacts = {}
@@ -69,10 +73,13 @@ def export_all(model: Path, folder: Path) -> dict[str, Path]:
                                     ("litert-mfcc", "litert", "mfcc", ".tflite"),
                                     ("litert-waveform", "litert", "waveform", ".tflite")):
         path = folder / f"{name}{suffix}"
+        artifacts[name] = path
+        if path.is_file() and path.stat().st_mtime > model.stat().st_mtime:
+            print(f"reusing {path}")
+            continue
         t0 = time.perf_counter()
         export_artifact(model, path, fmt, kind, "EMODB", None, 46, overwrite=True)
         print(f"exported {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
-        artifacts[name] = path
     return artifacts
 
 
@@ -82,6 +89,7 @@ def main() -> int:
     parser.add_argument("--wav", help="the recording of the cold runs (default: an EMO-DB-2s file or a generated one)")
     parser.add_argument("--rounds", type=int, default=5, help="cold runs per path (alternating)")
     parser.add_argument("--repeats", type=int, default=3, help="throughput measurements per runtime (best)")
+    parser.add_argument("--workdir", help="folder for the exports, kept and reused (default: a new temporary one)")
     args = parser.parse_args()
 
     import soundfile as sf
@@ -89,7 +97,8 @@ def main() -> int:
     from timnet.inference.exported import ExportedPredictor
     from timnet.model import TimNetModel
 
-    work = Path(tempfile.mkdtemp(prefix="bench_deploy_"))
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_deploy_"))
+    work.mkdir(parents=True, exist_ok=True)
     if args.model:
         keras_file = Path(args.model).resolve()
     else:
