@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -159,6 +160,12 @@ sys.exit(main(["predict", "--test_path", {str(onnx_file)!r}, "--wav", {str(expor
     assert done.returncode == 2
     assert "needs onnxruntime; install it with `pip install onnxruntime`" in done.stderr
     assert "Traceback" not in done.stderr
+    # a core install (no TensorFlow) asked for a .keras model: say what to install
+    script = script.replace('sys.modules["onnxruntime"]', 'sys.modules["tensorflow"]').replace(
+        str(onnx_file), str(exported[0]))
+    done = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert 'this command needs tensorflow, which the core install leaves out; install the training extra' in done.stderr
 
 
 def test_export_flags_are_checked_before_any_work(exported, tmp_path):
@@ -232,10 +239,15 @@ def test_fresh_environment_without_tensorflow_predicts(exported, tmp_path):
     """The package installed without its training extra into a new virtual environment
     (dependencies resolved by pip, not --no-deps) runs the README's ONNX predict lines."""
     _, onnx_file, wav = exported
+    source = tmp_path / "src"  # a copy: building in the checkout would leave build/ and egg-info there
+    shutil.copytree(REPO_ROOT / "Code" / "timnet", source / "Code" / "timnet",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    done = subprocess.run([*pip, str(REPO_ROOT)], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list"], capture_output=True, text=True)
     assert "tensorflow" not in listed.stdout.lower() and "onnxruntime" in listed.stdout.lower()
