@@ -10,7 +10,7 @@ MAX_FOLDS ?=
 DEMO_EPOCHS ?= 50
 BENCH_EPOCHS ?= 10
 
-.PHONY: setup test test-slow lint demo bench bench-protocol bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb figures
+.PHONY: setup test test-slow lint demo bench bench-protocol bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb bench-deploy figures
 
 $(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-predict: setup
 
 bench-extraction: setup
 	$(PY) benchmarks/bench_extraction.py
+
+# Exported models: cold single-file predict, throughput and parity of ONNX / LiteRT against TensorFlow.
+bench-deploy: setup
+	$(PY) benchmarks/bench_deploy.py
 
 # The paper's recipe (or LOSO) on an EMO-DB folder: make bench-emodb EPOCHS=100 PROTOCOL=loso MAX_FOLDS=1
 bench-emodb: setup

@@ -233,6 +233,31 @@ def test_backend_scores_windows_as_predict_does(served: dict) -> None:
     assert find_run_metrics(lone) is None and find_run_metrics(served["run"] / "weights_best.keras") is not None
 
 
+def test_serves_an_exported_onnx_file_without_tensorflow(served: dict) -> None:
+    """The run's model exported with the MFCC front end inside (``--input waveform``): the server
+    runs it on ONNX Runtime, never loads TensorFlow, and gives the scores of the Keras model."""
+    from timnet.modelfiles.deploy_export import export_artifact
+
+    root = served["root"] / "onnx"
+    root.mkdir()
+    onnx_file = root / "model.onnx"
+    export_artifact(served["run"] / "weights_best.keras", onnx_file, "onnx", "waveform", "TONES", None, 46)
+    server = Server(root, onnx_file)
+    try:
+        maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+        assert "tensorflow" not in maps and "_pywrap_tf" not in maps, "the ONNX server loaded TensorFlow"
+        status, _, card = server.request("GET", "/api/model")
+        assert status == 200 and card["classes"] == list(TONES) and card["file"].endswith("model.onnx")
+        for name in TONES:
+            data = (served["wavs"] / f"{name}.wav").read_bytes()
+            status, _, out = server.classify(data)
+            assert status == 200 and out["label"] == name, out
+            _, _, reference = served["server"].classify(data)
+            assert out["scores"] == pytest.approx(reference["scores"], abs=1e-4)
+    finally:
+        assert server.stop() == 0, server.log.read_text()[-3000:]
+
+
 def _malformed(served: dict) -> dict[str, tuple[bytes, bool, int, str]]:
     """name -> (body, as multipart, status, error kind)."""
     silent = np.zeros(SR, np.float32)

@@ -24,6 +24,13 @@ from timnet.features import corpora
 LOSSES = ("npair", "ce")
 PROTOCOLS = ("holdout", "kfold", "loso")
 HEADS = ("softmax", "embedding")
+# timnet export: formats (keras keeps the network's own output; the others return class scores),
+# what an exported model takes, and the file each format writes (saved_model: a folder).
+EXPORT_FORMATS = ("keras", "onnx", "litert", "saved_model")
+EXPORT_INPUTS = ("mfcc", "waveform")
+EXPORT_SUFFIXES = {"keras": ".keras", "onnx": ".onnx", "litert": ".tflite", "saved_model": ""}
+# Model files that run without TensorFlow (inference/exported.py), and what each runtime needs.
+RUNTIME_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "ai-edge-litert"}
 # Activations the temporal-aware blocks accept (Keras names).
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu",
                "relu6", "mish", "linear")

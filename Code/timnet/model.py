@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from timnet.config import DEFAULT_DATA, ArchitectureConfig
+from timnet.errors import UserError
 from timnet.features import corpora, mfcc
 from timnet.modelfiles.metadata import ModelMetadata
 
@@ -79,7 +80,20 @@ class TimNetModel:
         from timnet.modelfiles.loading import load_model
         from timnet.modelfiles.naming import resolve_model_file
 
-        loaded = load_model(resolve_model_file(Path(path), fold), data, dict(overrides or {}))
+        source = resolve_model_file(Path(path), fold)
+        from timnet.inference.exported import is_exported
+
+        if is_exported(source):
+            from timnet.inference.exported import ExportedPredictor
+
+            if overrides:
+                raise UserError(f"{source}: an exported model file records its network; give no architecture "
+                                "overrides")
+            scorer = ExportedPredictor(source, batch_size)
+            model = cls(None, scorer.metadata, source, (), batch_size)
+            model._predictor = scorer
+            return model
+        loaded = load_model(source, data, dict(overrides or {}))
         return cls(loaded.model, loaded.metadata, loaded.path, loaded.notes, batch_size)
 
     @classmethod
@@ -117,21 +131,32 @@ class TimNetModel:
 
     # --- numbers in, numbers out ---------------------------------------------------------
 
+    @property
+    def runtime(self) -> str:
+        """Where the forward pass runs: "keras", or "onnx"/"tflite" for an exported file."""
+        return "keras" if self.keras_model is not None else Path(str(self.path)).suffix[1:]
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs of MFCCs (N, T, n_mfcc): probabilities (softmax head) or
-        L2-normalised embeddings (embedding head)."""
+        L2-normalised embeddings (embedding head). An exported file returns class scores."""
+        if self.keras_model is None:
+            return self.scores(x)
         from timnet.evaluation.scoring import predict_array
 
         return predict_array(self.keras_model, np.asarray(x, dtype=np.float32), batch_size=self.batch_size)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """(N, classes) scores: probabilities, or cosine similarity to the class centroids."""
+        """(N, classes) scores: probabilities, or cosine similarity to the class centroids.
+        ``x``: MFCCs (N, T, n_mfcc); for a waveform-input export, centred signals (N, samples)."""
         return self._scorer().score_features(x)
 
     def evaluate(self, features: FeatureSet, index: np.ndarray | None = None, name: str = "all") -> FoldResult:
         """Predictions on (part of) a feature file, classes matched by name: utterances of
         classes the model lacks are left out; ``y_true``/``y_pred`` index the model's classes
         (``result.metrics(len(model.class_labels))`` gives WAR, UAR and F1 over the shared ones)."""
+        if self.keras_model is None:
+            raise UserError(f"{self.path}: evaluate needs the .keras or weights file (an exported model scores "
+                            "audio: classify_file, classify_waveform, scores)")
         from timnet.evaluation.class_mapping import match_data
         from timnet.evaluation.scoring import evaluate
 
@@ -155,6 +180,42 @@ class TimNetModel:
         rows = self._scorer().predict_files(files, window_hop, jobs, progress)
         return [self._classification(row) for row in rows]
 
+    def classify_waveform(self, signal: np.ndarray, sample_rate: int, window_hop: float | None = None) -> Classification:
+        """The class of one mono signal (1-D float array) recorded at ``sample_rate`` Hz.
+
+        Any other rate than the model's (22 050 Hz) is resampled first (soxr, high quality,
+        as ``librosa.load`` does for files); a rate that is not a positive whole
+        number, or a signal that is not 1-D, raises :class:`~timnet.errors.UserError`.
+        Returns the label and per-class scores (``status`` says why there is no label:
+        "empty", "silent", "unreadable" for NaN/inf samples)."""
+        return self.classify_waveforms([signal], sample_rate, window_hop)[0]
+
+    def classify_waveforms(self, signals: Sequence[np.ndarray], sample_rate: int,
+                           window_hop: float | None = None, names: Sequence[str] | None = None) -> list[Classification]:
+        """:meth:`classify_waveform` for several signals at one ``sample_rate``, scored in batches.
+        ``names`` label the results (default ``waveform 1``, ``waveform 2``, ...)."""
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise UserError(f"sample_rate {sample_rate!r}: give the signal's sample rate in Hz as a positive whole "
+                            f"number (the model takes {self.metadata.sample_rate} Hz; other rates are resampled)")
+        if window_hop is not None and not window_hop > 0:
+            raise UserError(f"window_hop {window_hop}: give a positive number of seconds")
+        names = list(names) if names is not None else [f"waveform {i + 1}" for i in range(len(signals))]
+        if len(names) != len(signals):
+            raise UserError(f"names: {len(names)} names for {len(signals)} signals")
+        ready = []
+        for name, signal in zip(names, signals):
+            signal = np.asarray(signal, dtype=np.float32)
+            if signal.ndim != 1:
+                raise UserError(f"{name}: expected a mono signal (1-D array), got shape {signal.shape}; "
+                                "average the channels first (signal.mean(axis=1))")
+            if int(sample_rate) != self.metadata.sample_rate and signal.size:
+                from timnet.features.audio_io import resample
+
+                signal = resample(signal, int(sample_rate), self.metadata.sample_rate)
+            ready.append(np.asarray(signal, dtype=np.float32))
+        rows = self._scorer().score_signals(ready, names, window_hop)
+        return [self._classification(row) for row in rows]
+
     def _classification(self, row: PredictionRow) -> Classification:
         if not row.ok or row.scores is None:
             return Classification(row.file, None, {}, row.status, row.detail)
@@ -174,6 +235,9 @@ class TimNetModel:
     def save(self, path: str | Path) -> Path:
         """One portable ``.keras`` file with the metadata (written atomically)."""
         from timnet.errors import UserError
+
+        if self.keras_model is None:
+            raise UserError(f"{self.path}: an exported model runs as it is; save needs the .keras or weights file")
         from timnet.modelfiles.portable import save_portable
 
         path = Path(path)

@@ -16,7 +16,7 @@ from timnet import __version__
 from timnet.cli import features
 from timnet.cli.common import run_command
 from timnet.cli.options import Parser, add_config_flags, architecture_overrides, epilog, given_settings, groups
-from timnet.config import DEFAULT_DATA
+from timnet.config import DEFAULT_DATA, EXPORT_FORMATS, EXPORT_INPUTS
 
 TEST_CONFIG_FLAGS = ("data", "random_seed", "gpu", "model_path", "result_path", "loss", "filter_size", "kernel_size",
                      "stack_size", "dilation_size", "activation", "bidirection")
@@ -54,7 +54,17 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     g = groups(parser, ("model", "data", "outputs"))
     g["model"].add_argument("--test_path", required=True, help="a weights .hdf5, a .keras file or a run folder")
     g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
-    g["outputs"].add_argument("--output", required=True, help="the .keras file to write")
+    g["outputs"].add_argument("--output", required=True,
+                              help="the file to write: .keras, .onnx, .tflite, or a folder for saved_model")
+    g["outputs"].add_argument("--format", choices=EXPORT_FORMATS, default="keras",
+                              help="keras: the network itself (embedding output for N-pair models); onnx, litert, "
+                                   "saved_model: class scores, with the metadata inside or in <stem>.json "
+                                   "(default: keras)")
+    g["outputs"].add_argument("--input", choices=EXPORT_INPUTS, default="mfcc",
+                              help="what the exported model takes: MFCC matrices, or a 22 050 Hz mono waveform "
+                                   "(the MFCC front end inside the model) (default: mfcc)")
+    g["outputs"].add_argument("--quantize", action="store_true",
+                              help="int8 dynamic-range weights (onnx; the MFCC front end stays float)")
     g["outputs"].add_argument("--overwrite", action="store_true", help="replace an existing --output")
     add_config_flags(parser, ("data", "random_seed"), {**g, "optimisation": g["data"]})
 
@@ -118,6 +128,8 @@ def model_file_args(args: argparse.Namespace) -> argparse.Namespace:
         result_path=paths.resolve(given.get("result_path", defaults.result_path)),
         random_seed=given.get("random_seed", defaults.random_seed),
         overwrite=getattr(args, "overwrite", False), overrides=architecture_overrides(args),
+        format=getattr(args, "format", "keras"), input=getattr(args, "input", "mfcc"),
+        quantize=getattr(args, "quantize", False),
         gpu=given.get("gpu", defaults.gpu),
     )
 
@@ -142,7 +154,7 @@ COMMANDS: dict[str, Command] = {
              "timnet test --data EMODB --test_path Test_Models/EMODB_46"),
     "predict": (add_predict, run_predict, "the emotion of your own recordings",
                 "timnet predict --test_path Test_Models/<run>/weights_best.keras --wav my_recordings/"),
-    "export": (add_export, run_export, "a weights file -> one portable .keras file",
+    "export": (add_export, run_export, "a model file -> one portable .keras, .onnx, .tflite or SavedModel",
                "timnet export --test_path Test_Models/EMODB_46/10-fold_weights_best_1.hdf5 --data EMODB "
                "--output EMODB_fold1.keras"),
     "serve": (add_serve, run_serve, "a web page and an HTTP API for a trained model",

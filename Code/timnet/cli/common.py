@@ -48,6 +48,11 @@ def _interrupt_in_cleanup(unraisable: sys.UnraisableHookArgs) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+# Packages of pyproject's "train" extra (TensorFlow, Keras, the exporters, the report writers).
+TRAIN_EXTRA_MODULES = frozenset({"tensorflow", "keras", "tf2onnx", "onnx", "sklearn", "pandas", "openpyxl",
+                                 "matplotlib", "tensorboard", "h5py"})
+
+
 def run_command(command: Callable[[], int]) -> int:
     """Run a command under the error policy above."""
     sys.unraisablehook = _interrupt_in_cleanup
@@ -61,6 +66,15 @@ def run_command(command: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
     except SystemExit:
         raise
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in TRAIN_EXTRA_MODULES:
+            raise
+        # The core install (pip install timnet) classifies with .onnx files only.
+        print(f"error: this command needs {package}, which the core install leaves out; install the training "
+              "extra (pip install \"timnet[train]\", or make setup) or predict with an exported .onnx model",
+              file=sys.stderr)
+        return UserError.exit_code
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
         traceback.print_exc()
         print("error: an internal error stopped the command (the traceback above); please report it with the "

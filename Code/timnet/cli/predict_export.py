@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from timnet import paths
 from timnet.cli.common import user_path
 from timnet.errors import UserError
 
+if TYPE_CHECKING:
+    from timnet.inference.predictor import PredictionRow, Predictor
+
 
 def result_folder(result_path: Path) -> Path:
-    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here)."""
-    from timnet.training.loop import timestamp
+    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here).
+    The time is ``training.loop.timestamp``'s format, written here: that module loads TensorFlow."""
+    import datetime as dt
 
-    (folder,) = paths.create_exclusive([result_path / f"predict_{timestamp()}"])
+    (folder,) = paths.create_exclusive([result_path / f"predict_{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"])
     return folder
 
 
@@ -44,11 +49,14 @@ def run_predict(args: argparse.Namespace) -> int:
     if not files:
         raise UserError(f"--wav {wav}: no audio files in this folder ({suffix_list()})")
     source = resolve_model_file(user_path(args.test_path), args.fold)
+    from timnet.inference.exported import is_exported
+
+    if is_exported(source):
+        return _predict_exported(args, source, files, wav)
     # Features first, while TensorFlow is not loaded: workers can then be forked (fast).
     peek = peek_preprocessing(source, args.data)
     featurised = featurise_files(files, *peek, args.window_hop, args.jobs) if peek else None
 
-    from timnet.inference.outputs import print_table, write_outputs
     from timnet.inference.predictor import Predictor
     from timnet.modelfiles.loading import load_model
 
@@ -62,6 +70,30 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"Model {predictor.source}: {predictor.head} head, classes {', '.join(predictor.class_labels)}; "
           f"{predictor.mean_signal_length} samples at {predictor.sample_rate} Hz, {predictor.n_mfcc} MFCCs")
     rows = predictor.score(featurised)
+    return _report(rows, predictor, args, wav)
+
+
+def _predict_exported(args: argparse.Namespace, source: Path, files: list[Path], wav: Path) -> int:
+    """``predict`` with an .onnx or .tflite file: ONNX Runtime or LiteRT, never TensorFlow."""
+    from timnet.inference.exported import ExportedPredictor
+
+    if args.overrides:
+        from timnet.modelfiles.metadata import flag_text
+
+        flags = ", ".join(flag_text(k, v) for k, v in args.overrides.items())
+        raise UserError(f"{flags}: an exported model file records its network; leave these flags out")
+    predictor = ExportedPredictor(source)
+    print(f"Model {predictor.source}: {predictor.head} head, classes {', '.join(predictor.class_labels)}; "
+          f"{predictor.mean_signal_length} samples at {predictor.sample_rate} Hz, {predictor.n_mfcc} MFCCs"
+          f" ({'waveform' if predictor.takes_waveform else 'MFCC'} input, {Path(source).suffix[1:]} runtime)")
+    rows = predictor.predict_files(files, args.window_hop, args.jobs)
+    return _report(rows, predictor, args, wav)
+
+
+def _report(rows: list[PredictionRow], predictor: Predictor, args: argparse.Namespace, wav: Path) -> int:
+    """Write and print the rows; exit 2 when no file could be scored."""
+    from timnet.inference.outputs import print_table, write_outputs
+
     written = write_outputs(rows, result_folder(Path(args.result_path)), predictor, args.window_hop)
     print_table(rows, predictor.class_labels, wav if wav.is_dir() else None)
     scored = sum(r.ok for r in rows)
@@ -74,17 +106,23 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """A weights file (or .keras) -> one self-contained .keras file."""
+    """A model file -> one self-contained .keras file, or an ONNX / LiteRT / SavedModel artifact."""
     from timnet.modelfiles.loading import file_head
     from timnet.modelfiles.naming import resolve_model_file
 
+    fmt, input_kind, quantize = getattr(args, "format", "keras"), getattr(args, "input", "mfcc"), \
+        getattr(args, "quantize", False)
     if not args.test_path:
         raise UserError("--mode export needs --test_path <weights .hdf5, .keras file or run folder>")
     if not args.output:
         raise UserError("--mode export needs --output <path.keras>")
     output = user_path(args.output)
-    if output.suffix != ".keras":
+    if fmt == "keras" and output.suffix != ".keras":
         raise UserError(f"--output {output}: the portable model file must end in .keras")
+    if fmt != "keras":
+        from timnet.modelfiles.deploy_export import output_path_for
+
+        output_path_for(output, fmt)
     if output.exists() and not args.overwrite:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
     paths.check_writable(output.parent, "--output", output)
@@ -100,16 +138,28 @@ def run_export(args: argparse.Namespace) -> int:
             raise UserError(f"{source}: an embedding model without class centroids; computing them needs the "
                             f"training feature file ({exc})") from None
 
-    from timnet.modelfiles.export import export_model
+    if fmt == "keras" and input_kind == "mfcc" and not quantize:
+        from timnet.modelfiles.export import export_model
 
-    result = export_model(source, output, args.data, features, args.random_seed, overwrite=args.overwrite,
-                          overrides=args.overrides)
+        result = export_model(source, output, args.data, features, args.random_seed, overwrite=args.overwrite,
+                              overrides=args.overrides)
+    else:
+        from timnet.modelfiles.deploy_export import export_artifact
+
+        result = export_artifact(source, output, fmt, input_kind, args.data, features, args.random_seed,
+                                 overwrite=args.overwrite, overrides=args.overrides, quantize=quantize)
     for note in result.notes:
         print(f"note: {note}")
     if result.centroids_note:
         print(f"Class centroids computed from {result.centroids_note} (training-set centroids)")
     meta = result.metadata
-    print(f"Exported {source} -> {output}: {meta.head} head, classes {', '.join(meta.class_labels)}, "
+    what = "" if fmt == "keras" else (f" ({fmt}, {input_kind} in, class scores out"
+                                       + (", int8 weights" if quantize else "") + ")")
+    print(f"Exported {source} -> {output}{what}: {meta.head} head, classes {', '.join(meta.class_labels)}, "
           f"{meta.mean_signal_length} samples at {meta.sample_rate} Hz"
           + (", with class centroids" if meta.centroids is not None else ""))
+    if fmt == "litert":
+        from timnet.modelfiles.deploy_export import sidecar_path
+
+        print(f"Metadata in {sidecar_path(output)} (keep it beside the .tflite file)")
     return 0

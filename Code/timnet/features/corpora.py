@@ -35,6 +35,11 @@ SEED_SIGNAL_LENGTH: int = 100000
 SAMPLE_RATE: int = 22050
 N_MFCC: int = 39
 HOP_LENGTH: int = 512
+# librosa.feature.mfcc's other defaults, which the waveform front end (network/frontend.py) reproduces.
+N_FFT: int = 2048
+N_MELS: int = 128
+TOP_DB: float = 80.0
+AMIN: float = 1e-10
 
 # Corpus class index -> INTERSECT class index (-1: dropped).
 INTERSECT_MAP: dict[str, tuple[int, ...]] = {

@@ -46,7 +46,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 from tqdm import tqdm
 
 from timnet.errors import UserError
@@ -273,6 +272,7 @@ def _resonator_sos(freq: np.ndarray, bw: np.ndarray, sr: int) -> np.ndarray:
 def _vocal_tract(x: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray, hop: int, sr: int) -> np.ndarray:
     """Filter ``x`` through formant resonators whose frequencies change every ``hop``
     samples (filter state carried across frames, so there are no clicks)."""
+    from scipy import signal  # here, not at import: scipy.signal takes seconds to load (timnet --help)
     n_frames, n_form = formants.shape
     y = np.empty_like(x)
     zi = np.zeros((n_form, 2))
@@ -294,6 +294,7 @@ def _smooth(x: np.ndarray, frames: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _band_sos(band: tuple[float, float], sr: int) -> np.ndarray:
+    from scipy import signal  # here, not at import: scipy.signal takes seconds to load (timnet --help)
     lo, hi = band
     hi = min(hi, 0.45 * sr)
     lo = min(lo, 0.5 * hi)
@@ -302,10 +303,12 @@ def _band_sos(band: tuple[float, float], sr: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _highpass_sos(sr: int) -> np.ndarray:
+    from scipy import signal  # here, not at import: scipy.signal takes seconds to load (timnet --help)
     return signal.butter(2, 60.0, btype="highpass", fs=sr, output="sos")
 
 
 def _bandpass(noise: np.ndarray, band: tuple[float, float], sr: int) -> np.ndarray:
+    from scipy import signal  # here, not at import: scipy.signal takes seconds to load (timnet --help)
     return signal.sosfilt(_band_sos(band, sr), noise)
 
 
@@ -314,6 +317,7 @@ def _synthesize(
 ) -> tuple[np.ndarray, str]:
     """One utterance as float32 in [-1, 1] plus its pseudo-word transcript; the sentence
     is drawn from ``rng`` unless given."""
+    from scipy import signal  # here, not at import: scipy.signal takes seconds to load (timnet --help)
     emotion = _emotion_name(emotion)
     if sentence is None:
         sentence = make_sentence(rng)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from timnet.errors import UserError
 from timnet.features import corpora, mfcc
 from timnet.features.audio_formats import find_audio_files
+from timnet.features.audio_io import read_signal
 
 # Fewer files than this are featurised in this process. Forked workers start in
 # milliseconds; spawned ones (forking is unsafe once TensorFlow is loaded) each
@@ -53,6 +54,33 @@ def window_starts(n_samples: int, length: int, hop: int) -> list[int]:
     if starts[-1] + length < n_samples:
         starts.append(n_samples - length)
     return starts
+
+
+def signal_windows(signal: np.ndarray, length: int, hop: int | None) -> tuple[np.ndarray, list[int]]:
+    """(windows, length) centred signal windows and their starts: the centred window
+    (``hop`` None, as in training) or every window ``hop`` samples apart."""
+    if hop is None:
+        return mfcc.centre_signal(signal, length)[None].astype(np.float32), [0]
+    if signal.size == 0:
+        raise ValueError("empty audio (no samples)")
+    starts = window_starts(len(signal), length, hop)
+    return np.stack([mfcc.centre_signal(signal[s:s + length], length) for s in starts]).astype(np.float32), starts
+
+
+def waveform_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
+    """The signal windows of one file (a worker's job) for a model with the MFCC front end inside."""
+    index, path, length, _n_mfcc, hop = task
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            signal = read_signal(path)
+        if signal.size == 0:
+            raise ValueError("empty audio (no samples)")
+        windows, starts = signal_windows(signal, length, hop)
+        return index, path, windows, starts, len(signal), ""
+    except Exception as exc:  # noqa: BLE001 - one bad file is reported in its row
+        return index, path, None, [], 0, mfcc.failure_reason(exc, path)
 
 
 def featurise_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
@@ -110,24 +138,25 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
-def _in_process(tasks: list[tuple], progress: bool) -> Iterator[FileFeatures]:
+def _in_process(tasks: list[tuple], progress: bool, worker: Any = None) -> Iterator[FileFeatures]:
     """Features in this process with one BLAS thread, as the workers have (same values)."""
     controller = _blas_controller()
     limit = controller.limit(limits=1) if controller is not None else contextlib.nullcontext()
     with limit, tqdm(total=len(tasks), desc="MFCC", unit="file", disable=not progress) as bar:
         for task in tasks:
-            yield featurise_one(task)
+            yield (worker or featurise_one)(task)
             bar.update()
 
 
 def featurise_files(files: Sequence[str | Path], mean_signal_length: int, n_mfcc: int = corpora.N_MFCC,
                     window_hop: float | None = None, jobs: int | None = None,
-                    progress: bool | None = None) -> Featurised:
+                    progress: bool | None = None, worker: Any = featurise_one) -> Featurised:
     """MFCCs of ``files`` as a model with these settings takes them.
 
     ``jobs`` worker processes (default all cores, via ``mfcc.parallel_map``) from
     :data:`PARALLEL_MIN_FILES` files on (:data:`PARALLEL_MIN_FILES_SPAWN` once
-    TensorFlow is loaded); fewer files, or one, run in this process."""
+    TensorFlow is loaded); fewer files, or one, run in this process. ``worker``: what one
+    file becomes (default its MFCC windows; a waveform-input model takes the signal windows)."""
     if window_hop is not None and not window_hop > 0:
         raise UserError(f"--window_hop {window_hop}: give a positive number of seconds")
     if jobs is not None and jobs < 1:
@@ -149,7 +178,7 @@ def featurise_files(files: Sequence[str | Path], mean_signal_length: int, n_mfcc
     workers = (jobs or mfcc.default_jobs()) if enough else 1
     show = len(tasks) >= PROGRESS_MIN_FILES if progress is None else progress
     if workers == 1:
-        results = list(_in_process(tasks, show))
+        results = list(_in_process(tasks, show, worker))
     else:
-        results = list(mfcc.parallel_map(featurise_one, tasks, workers, show, desc="MFCC"))
+        results = list(mfcc.parallel_map(worker, tasks, workers, show, desc="MFCC"))
     return Featurised(names, early, results, mean_signal_length, n_mfcc, window_hop)

@@ -19,7 +19,7 @@ import numpy as np
 from timnet.config import DEFAULT_DATA
 from timnet.errors import UserError
 from timnet.features import corpora, mfcc
-from timnet.inference.featurise import Featurised, FileFeatures, featurise_files, status_of
+from timnet.inference.featurise import Featurised, FileFeatures, featurise_files, signal_windows, status_of
 from timnet.modelfiles.metadata import ModelMetadata
 
 EXPORT_HINT = ("export it with centroids (python Code/main.py --mode export --test_path <weights> --data "
@@ -125,6 +125,31 @@ class Predictor:
         model's length every that many seconds and average them; else the centred
         window, as in training. ``jobs``: see :func:`featurise_files`."""
         return self.score(featurise_files(files, self.mean_signal_length, self.n_mfcc, window_hop, jobs, progress))
+
+    def signal_features(self, signal: np.ndarray, window_hop: float | None = None) -> tuple[np.ndarray, list[int]]:
+        """What the model takes of one 22 050 Hz signal: MFCCs of its centred window (or of
+        every window ``window_hop`` seconds apart) and the window starts in samples."""
+        hop = None if window_hop is None else max(1, round(window_hop * corpora.SAMPLE_RATE))
+        windows, starts = signal_windows(signal, self.mean_signal_length, hop)
+        return np.stack([mfcc.get_mfcc(w, self.mean_signal_length, self.n_mfcc) for w in windows]), starts
+
+    def score_signals(self, signals: Sequence[np.ndarray], names: Sequence[str],
+                      window_hop: float | None = None) -> list[PredictionRow]:
+        """One row per mono signal at the model's sample rate (already resampled), in order."""
+        results: list[FileFeatures] = []
+        for i, (signal, name) in enumerate(zip(signals, names)):
+            try:
+                if signal.size == 0:
+                    raise ValueError("empty audio (no samples)")
+                if not np.all(np.isfinite(signal)):
+                    raise ValueError("audio holds NaN or infinite samples")
+                feats, starts = self.signal_features(signal, window_hop)
+                results.append((i, name, feats, starts, len(signal), ""))
+            except ValueError as exc:
+                results.append((i, name, None, [], 0, str(exc)))
+        rows: list[PredictionRow | None] = [None] * len(results)
+        self._score(results, rows, window_hop is not None)
+        return [row for row in rows if row is not None]
 
     def _label(self, scores: np.ndarray) -> str:
         return self.class_labels[int(np.argmax(scores))]

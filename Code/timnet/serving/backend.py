@@ -19,10 +19,13 @@ exported ``.onnx`` / ``.tflite`` files: only this module needs editing):
   at the signal's end) and every window gets one score per class; a window of digital
   silence is flagged, not scored. Must be safe to call from several threads at once.
 
-This implementation: the project's own loader (``.keras``, our or the original's
-weights ``.hdf5``, a run folder) and :class:`~timnet.inference.predictor.Predictor`
-(TensorFlow), with the preprocessing of training (``timnet.features.mfcc``): mono,
-resampled to the model's 22 050 Hz with soxr (librosa's default), MFCCs per window.
+This implementation: an exported ``.onnx`` / ``.tflite`` file runs on
+:class:`~timnet.inference.exported.ExportedPredictor` (ONNX Runtime or LiteRT, no
+TensorFlow; a waveform-input file computes its MFCCs inside); anything else (``.keras``,
+our or the original's weights ``.hdf5``, a run folder) on
+:class:`~timnet.inference.predictor.Predictor` (TensorFlow), with the preprocessing of
+training (``timnet.features.mfcc``). Both: mono, resampled to the model's 22 050 Hz with
+soxr (librosa's default), one score per window.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from typing import Any
 import numpy as np
 
 from timnet.config import DEFAULT_DATA
-from timnet.features import mfcc
-from timnet.inference.featurise import window_starts
 
 
 @dataclass
@@ -73,10 +74,11 @@ class Backend:
 
             signal = soxr.resample(signal, sample_rate, self.sample_rate, quality="soxr_hq").astype(np.float32)
         length, n = self.window_samples, len(signal)
-        starts = window_starts(n, length, length)
         p = self._predictor
-        feats = np.stack([mfcc.get_mfcc(signal[s:s + length], length, p.n_mfcc, self.sample_rate)
-                          for s in starts]).astype(np.float32)
+        # MFCC windows, or signal windows for a waveform-input exported file: consecutive, the last
+        # one ending at the signal's end; one centred window for a short signal.
+        feats, starts = p.signal_features(signal, window_hop=length / self.sample_rate)
+        feats = np.asarray(feats, dtype=np.float32)
         silent = p.is_silent(feats)
         scores = np.zeros((len(starts), len(self.labels)), np.float32)
         if not silent.all():
@@ -114,19 +116,36 @@ class Backend:
                                 f"is zero-padded around its centre), {meta.n_mfcc} MFCCs per 512-sample hop "
                                 f"(librosa defaults); the label is the mean score of the non-silent windows"),
             },
-            "metrics": find_run_metrics(self.source),
+            "metrics": find_run_metrics(self.source) or _exported_metrics(self._predictor),
             "notes": list(self._predictor.notes),
         }
 
 
 def load_backend(path: str | Path, fold: int | None = None, data: str = DEFAULT_DATA) -> Backend:
-    """Load the model at ``path`` (a ``.keras`` file, a weights ``.hdf5`` or a run folder)."""
+    """Load the model at ``path`` (an exported ``.onnx``/``.tflite`` file, a ``.keras`` file, a
+    weights ``.hdf5`` or a run folder)."""
+    from timnet.inference.exported import ExportedPredictor, is_exported
+
+    if is_exported(path):  # no TensorFlow on this path
+        return Backend(ExportedPredictor(Path(path)), Path(path), fold)
     from timnet.inference.predictor import Predictor
     from timnet.modelfiles.naming import resolve_model_file
 
     source = resolve_model_file(Path(path), fold)
     predictor = Predictor.load(source, data=data)
     return Backend(predictor, source, fold)
+
+
+def _exported_metrics(predictor: Any) -> dict[str, Any] | None:
+    """The metrics an exported file's model card carries (written at export), or None."""
+    card = (getattr(predictor, "record", None) or {}).get("model_card") or {}
+    metrics = card.get("metrics")
+    if not metrics:
+        return None
+    return {"source": card.get("metrics_source") or "the exported file's model card", "data": card.get("data"),
+            "protocol": card.get("protocol"), "WAR": metrics.get("WAR"), "UAR": metrics.get("UAR"),
+            "n": metrics.get("n"), "per_class_recall": None,
+            "scope": f"fold {card['fold']}" if card.get("fold") is not None else "as recorded at export"}
 
 
 def find_run_metrics(model_file: Path) -> dict[str, Any] | None:
