@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timnet import protocols
 from timnet.errors import UserError
 from timnet.features import corpora
 
 LOSSES = ("npair", "ce")
-PROTOCOLS = ("holdout", "kfold", "loso")
+PROTOCOLS = protocols.NAMES  # one registry: timnet.protocols.REGISTRY
 HEADS = ("softmax", "embedding")
 # Activations the temporal-aware blocks accept (Keras names).
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu",
@@ -168,10 +169,28 @@ class TrainingConfig:
             object.__setattr__(self, name, Path(getattr(self, name)))
         if not isinstance(self.architecture, ArchitectureConfig):
             raise ConfigError("architecture", self.architecture, "must be an ArchitectureConfig")
+        self._check_recipe_applied()
+
+    def _check_recipe_applied(self) -> None:
+        """``TrainingConfig(recipe="paper")`` alone would keep the seed's loss, protocol, ...
+        under the paper's name: refused (:func:`make_config` applies a recipe)."""
+        if self.recipe == DEFAULT_RECIPE:
+            return
+        values = {k: (self.architecture.dropout if k == "dropout" else getattr(self, k)) for k in RECIPE_FIELDS}
+        seed = dataclasses.asdict(_SEED)
+        if values == seed and dataclasses.asdict(RECIPES[self.recipe]) != seed:
+            raise ConfigError("recipe", self.recipe, "every setting a recipe fixes (loss, protocol, dropout, epoch, "
+                              "batch size, label smoothing) still has the seed recipe's value; make the configuration "
+                              f"with timnet.make_config({{'recipe': '{self.recipe}', ...}}), which applies the recipe")
 
     @property
     def head(self) -> str:
         return head_for_loss(self.loss)
+
+    @property
+    def protocol_settings(self) -> protocols.ProtocolSettings:
+        """What the protocol's splits depend on."""
+        return protocols.ProtocolSettings(seed=self.random_seed, folds=self.split_fold)
 
     @property
     def data_name(self) -> str:
@@ -283,8 +302,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("activation", "architecture.activation", "architecture", "activation inside the temporal-aware blocks"),
     Flag("bidirection", "architecture.bidirection", "architecture",
          "use the backward (time-reversed) branch too, as the paper does"),
-    Flag("protocol", "protocol", "protocol",
-         "holdout: stratified 90/10 (seed); kfold: --split_fold CV (paper); loso: leave one speaker out"),
+    Flag("protocol", "protocol", "protocol", "; ".join(f"{p.name}: {p.help}" for p in protocols.REGISTRY.values())),
     Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
     Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),

@@ -17,9 +17,7 @@ from timnet.errors import UserError
 
 def result_folder(result_path: Path) -> Path:
     """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here)."""
-    from timnet.training.loop import timestamp
-
-    (folder,) = paths.create_exclusive([result_path / f"predict_{timestamp()}"])
+    (folder,) = paths.create_exclusive([result_path / f"predict_{paths.timestamp()}"])
     return folder
 
 

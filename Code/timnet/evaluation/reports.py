@@ -65,6 +65,7 @@ class EvaluationReport:
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)  # see timnet.evaluation.provenance
+    kind: str = "test"  # what the protocol calls the report (the workbook's <kind>: 10fold, holdout, loso, ...)
 
     @property
     def n_classes(self) -> int:

@@ -1,4 +1,5 @@
-"""Testing trained weights on a feature file, as the original did (single model, k-fold or LOSO files)."""
+"""Testing trained weights on a feature file, as the original did: a single model on the whole file,
+a fold's model on its fold's test part (the protocol rebuilds the split)."""
 
 from __future__ import annotations
 
@@ -8,41 +9,44 @@ from typing import Any
 
 import numpy as np
 
+from timnet import protocols
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
 from timnet.modelfiles.loading import LoadedModel, load_model
-from timnet.modelfiles.naming import WEIGHTS_FIRST, TrainedModel, find_trained_models
-from timnet.training.protocols import Split, make_splits
+from timnet.modelfiles.naming import WEIGHTS_FIRST, find_trained_models, model_identity
 
 
 def test(config: TrainingConfig, features: FeatureSet, test_path: Path, overrides: dict[str, Any],
          with_fused: bool = True) -> EvaluationReport:
     """Evaluate trained weights on ``features`` as the original did: a single model on
-    the whole file; k-fold files fold by fold on the test parts of the same KFold
-    splits (``config.random_seed``); LOSO files on their speaker's utterances."""
+    the whole file; a fold's model on the test part of its fold, rebuilt by its
+    protocol from what the model file records (protocol, fold, seed, held-out part),
+    or, for the original's files, from the file name and ``config.random_seed``.
+    ``report.kind`` is the protocol's report name."""
     models = find_trained_models(test_path, WEIGHTS_FIRST)
     input_shape = tuple(features.x.shape[1:])
     n_classes = len(features.class_labels)
     folds: list[FoldResult] = []
     notes: list[str] = []
     head = None
-    splits: list[Split] | None = None
+    kind = "test"
+    source = str(features.path or features.name)
     for trained in models:
         fold_start = time.perf_counter()
         loaded = load_model(trained.path, config.data, overrides, input_shape=input_shape)
         head = loaded.metadata.head
         _check_classes(loaded, features)
-        if trained.protocol == "kfold":
-            if splits is None or len(splits) != trained.folds:
-                splits = make_splits("kfold", features.labels, config.random_seed, trained.folds)
-            index, name = splits[trained.fold - 1].test, f"fold {trained.fold}"
-        elif trained.protocol == "loso":
-            index, name = _speaker_index(trained, features), f"speaker {trained.speaker}"
-        else:
+        identity = model_identity(trained.path, loaded.metadata.fold)
+        protocol = protocols.get(identity.protocol) if identity is not None else None
+        if protocol is None or protocol.tests_whole_file:
             index, name = np.arange(len(features.x)), "all"
+        else:
+            split = protocol.rebuild(identity, features, config.random_seed, source)
+            index, name = split.test, split.name
+            kind = protocol.report_kind(len(models))
         centroids = loaded.metadata.centroids
         if head == "embedding" and centroids is None:
             emb = predict_array(loaded.model, features.x, index)
@@ -52,21 +56,13 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
         if centroids is not None and centroids.shape[0] != n_classes:
             raise UserError(f"{trained.path}: the model has {centroids.shape[0]} class centroids but "
                             f"{features.path} has {n_classes} classes")
-        folds.append(evaluate(loaded.model, features, index, trained.fold, name, centroids, str(trained.path),
+        fold = identity.fold if identity is not None else 1
+        folds.append(evaluate(loaded.model, features, index, fold, name, centroids, str(trained.path),
                               with_fused=with_fused))
         folds[-1].seconds = time.perf_counter() - fold_start
     settings = {**config.as_dict(), "test_path": str(test_path)}
-    return EvaluationReport(features.name, features.class_labels, head or config.head, folds, settings, notes)
-
-
-def _speaker_index(trained: TrainedModel, features: FeatureSet) -> np.ndarray:
-    if features.speakers is None:
-        raise UserError(f"{features.path}: LOSO weights need a 'speaker' key in the feature file")
-    index = np.flatnonzero(features.speakers.astype(str) == trained.speaker)
-    if not len(index):
-        raise UserError(f"{trained.path.name}: speaker '{trained.speaker}' has no utterance in "
-                        f"{features.path}; test LOSO weights on the feature file they were trained on")
-    return index
+    return EvaluationReport(features.name, features.class_labels, head or config.head, folds, settings, notes,
+                            kind=kind if len(folds) > 1 else "test")
 
 
 def _check_classes(loaded: LoadedModel, features: FeatureSet) -> None:

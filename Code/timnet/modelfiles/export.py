@@ -1,9 +1,9 @@
 """A weights file (the original's or ours) or a ``.keras`` file -> one self-contained ``.keras`` file.
 
 An embedding (N-pair) model classifies by cosine similarity to class centroids; a file
-without them gets the centroids of its *training* utterances, found from the file name
-(``naming.describe_file``: hold-out split, k-fold fold, LOSO speaker) and the seed, so
-that exporting adds no information from the test data.
+without them gets the centroids of its *training* utterances: its fold's protocol rebuilds
+the training part from what the file records (or, for the original's files, from its name
+and the seed), so that exporting adds no information from the test data.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from timnet import protocols
 from timnet.errors import UserError
 from timnet.features.files import FeatureSet
 from timnet.modelfiles.loading import data_name, load_model
 from timnet.modelfiles.metadata import ModelMetadata
-from timnet.modelfiles.naming import describe_file
+from timnet.modelfiles.naming import model_identity
+from timnet.protocols import FoldIdentity
 
 
 @dataclass
@@ -32,21 +34,18 @@ class ExportResult:
     centroids_note: str | None = None
 
 
-def training_index(source: Path, features: FeatureSet, seed: int) -> tuple[np.ndarray, str]:
-    """The utterances a model was trained on, when its file name tells the protocol."""
-    from timnet.training.protocols import holdout_split, kfold_splits
-
-    info = describe_file(source)
-    n = len(features.x)
-    if info.protocol == "holdout":
-        return holdout_split(features.labels, seed)[0].train, f"the hold-out training split (seed {seed})"
-    if info.protocol == "kfold":
-        return (kfold_splits(n, info.folds, seed)[info.fold - 1].train,
-                f"the training part of fold {info.fold} of {info.folds} (seed {seed})")
-    if info.protocol == "loso" and features.speakers is not None:
-        keep = np.flatnonzero(features.speakers.astype(str) != info.speaker)
-        return keep, f"every speaker but {info.speaker}"
-    return np.arange(n), "every utterance"
+def training_index(source: Path, features: FeatureSet, seed: int,
+                   recorded: FoldIdentity | None = None) -> tuple[np.ndarray, str]:
+    """The utterances a model was trained on: its fold's training part when the file
+    records its fold (or its name tells the protocol; ``seed`` for the original's files)."""
+    identity = model_identity(source, recorded)
+    if identity is None:
+        return np.arange(len(features.x)), "every utterance"
+    split = protocols.get(identity.protocol).rebuild(identity, features, seed, str(features.path or features.name))
+    used = identity.seed if identity.seed is not None else seed
+    if identity.protocol == "holdout":
+        return split.train, f"the hold-out training split (seed {used})"
+    return split.train, f"the training part of {split.name} ({identity.protocol}, seed {used})"
 
 
 def export_model(source: Path, output: Path, data: str, features: FeatureSet | None, seed: int,
@@ -56,8 +55,8 @@ def export_model(source: Path, output: Path, data: str, features: FeatureSet | N
     ``features`` (the training feature file) is needed only by an embedding model
     without class centroids; ``data`` names the corpus of a file without class labels.
     An existing ``output`` is replaced only with ``overwrite``."""
-    from timnet.evaluation.scoring import class_centroids, predict_array
     from timnet.modelfiles.portable import save_portable
+    from timnet.network.outputs import class_centroids, predict_array
 
     source, output = Path(source), Path(output)
     if output.suffix != ".keras":
@@ -75,7 +74,7 @@ def export_model(source: Path, output: Path, data: str, features: FeatureSet | N
         if features.x.shape[1:] != (meta.frames, meta.n_mfcc):
             raise UserError(f"{features.path}: features of shape {features.x.shape[1:]} but the model takes "
                             f"({meta.frames}, {meta.n_mfcc})")
-        index, which = training_index(source, features, seed)
+        index, which = training_index(source, features, seed, meta.fold)
         embeddings = predict_array(loaded.model, features.x, index)
         centroids = class_centroids(embeddings, features.labels[index], len(features.class_labels))
         centroids_note = f"{features.path}: {which}, {len(index)} utterances"

@@ -20,6 +20,7 @@ import numpy as np
 from timnet.config import HEADS, ArchitectureConfig, flag_of, loss_for_head
 from timnet.errors import UserError
 from timnet.features import corpora
+from timnet.protocols import FoldIdentity
 
 FORMAT_NAME = "timnet-keras2-weights"
 FORMAT_VERSION = 1
@@ -46,6 +47,9 @@ class ModelMetadata:
     # Where an exported file came from and where its centroids were computed.
     exported_from: str | None = None
     centroids_source: str | None = None
+    # Which fold of which protocol the model is (protocol, fold, seed, held-out part):
+    # test and export rebuild its split from this. None: an older or the original's file.
+    fold: FoldIdentity | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,6 +91,8 @@ class ModelMetadata:
         for key in ("exported_from", "centroids_source"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.fold is not None:
+            out["protocol"] = self.fold.to_dict()
         out.update(self.extra)
         return out
 
@@ -107,7 +113,8 @@ class ModelMetadata:
             labels = values.get("class_labels") or ()
             if isinstance(labels, (str, bytes)) or not all(isinstance(c, str) for c in labels):
                 raise ValueError("class_labels must be a list of names")
-            known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version"}
+            known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version",
+                                                         "protocol"}
             centroids = values.get("centroids")
             return cls(
                 architecture=architecture,
@@ -122,6 +129,7 @@ class ModelMetadata:
                 epoch=_opt_int(values.get("epoch")),
                 exported_from=values.get("exported_from"),
                 centroids_source=values.get("centroids_source"),
+                fold=None if values.get("protocol") is None else FoldIdentity.from_dict(values["protocol"]),
                 extra={k: v for k, v in values.items() if k not in known},
             )
         except ModelFileError:
