@@ -106,3 +106,22 @@ def test_export_finds_the_training_part_from_the_record_or_the_name(kfold_run: d
     result = export_model(old / path.name, kfold_run["tmp"] / "old.keras", "toy", features, SEED)
     assert result.metadata.centroids is not None and result.metadata.fold is None
     assert "fold 2" in result.centroids_note and "20 utterances" in result.centroids_note
+
+
+def test_a_resume_state_written_before_the_new_settings_still_resumes(kfold_run: dict, tmp_path: Path) -> None:
+    """States recorded before group-kfold and split files existed have no ``group``/``splits``."""
+    from timnet.training import resume
+    from timnet.training.run import Run
+
+    config = kfold_run["config"].replace(model_path=tmp_path / "models", max_folds=1)
+    old_settings = {k: v for k, v in config.as_dict().items() if k not in ("group", "splits")}
+    run_dir = tmp_path / "models" / "tiny_46_20250101-000000"
+    run_dir.mkdir(parents=True)
+    from timnet.features.files import load_features
+
+    features = load_features(kfold_run["data"])
+    resume.RunState(run_dir, old_settings, resume.data_fingerprint(features)).save()
+    plan = Run(config.replace(resume=str(run_dir)), given={}).setup()
+    assert plan.state is not None and plan.state.completed == []
+    assert (plan.config.protocol, plan.config.group, plan.config.splits) == ("kfold", "speaker", None)
+    assert [s.fold for s in plan.splits] == [1] and plan.n_folds == 2

@@ -107,8 +107,8 @@ def test_weights_names_are_written_and_parsed_by_their_protocol() -> None:
     """The original's names (hold-out, k-fold, LOSO) and ours parse back to the fold that wrote them."""
     labels = np.arange(40) % 4
     features = _features(labels, np.asarray([f"spk{i % 4}" for i in range(40)]))
-    settings = ProtocolSettings(seed=46, folds=5)
-    for name in protocols.NAMES:
+    settings = ProtocolSettings(seed=46, folds=4)
+    for name in ("holdout", "kfold", "loso", "group-kfold"):  # splits: in test_split_protocols.py
         protocol = protocols.get(name)
         splits = protocol.splits(features, settings)
         for split in splits:
@@ -123,6 +123,7 @@ def test_weights_names_are_written_and_parsed_by_their_protocol() -> None:
     assert protocols.identify_file(Path("weights_best.hdf5")).protocol == "holdout"
     assert protocols.identify_file(Path("loso_weights_2_08.hdf5")).held_out == "08"
     assert protocols.identify_file(Path("model.keras")) is None
+    assert protocols.identify_file(Path("splits_weights_2.keras")) == FoldIdentity("splits", 2)
 
 
 def test_checkpoint_rule_and_report_names() -> None:

@@ -24,6 +24,7 @@ from timnet.features import corpora
 
 LOSSES = ("npair", "ce")
 PROTOCOLS = protocols.NAMES  # one registry: timnet.protocols.REGISTRY
+GROUPS = protocols.GROUP_KEYS
 HEADS = ("softmax", "embedding")
 # Activations the temporal-aware blocks accept (Keras names).
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu",
@@ -129,6 +130,8 @@ class TrainingConfig:
     beta2: float = 0.98
     random_seed: int = 46
     split_fold: int = 10
+    group: str = "speaker"  # group-kfold: the feature file's key whose values stay in one fold
+    splits: str | None = None  # the splits protocol's file (CSV) or EmoBox folder
     max_folds: int | None = None
     first_fold: int = 1
     gpu: str = "0"
@@ -155,6 +158,13 @@ class TrainingConfig:
         _check_fraction(self, "beta2", "Adam's second-moment decay")
         _check_int(self, "random_seed", 0, MAX_SEED)
         _check_int(self, "split_fold", 2, 10**6)
+        if self.group not in protocols.GROUP_KEYS:
+            raise ConfigError("group", self.group, f"choose from {', '.join(protocols.GROUP_KEYS)}")
+        if self.splits is not None:
+            object.__setattr__(self, "splits", str(self.splits))
+        if self.protocol == "splits" and not self.splits:
+            raise ConfigError("protocol", self.protocol, "give the split file with --splits FILE (a CSV of file,fold "
+                              "or file,train|valid|test, or EmoBox's data/<corpus> folder)")
         if self.max_folds is not None:
             _check_int(self, "max_folds", 1, 10**6)
         _check_int(self, "first_fold", 1, 10**6)
@@ -190,7 +200,8 @@ class TrainingConfig:
     @property
     def protocol_settings(self) -> protocols.ProtocolSettings:
         """What the protocol's splits depend on."""
-        return protocols.ProtocolSettings(seed=self.random_seed, folds=self.split_fold)
+        return protocols.ProtocolSettings(seed=self.random_seed, folds=self.split_fold, group=self.group,
+                                          splits=self.splits)
 
     @property
     def data_name(self) -> str:
@@ -303,7 +314,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag("bidirection", "architecture.bidirection", "architecture",
          "use the backward (time-reversed) branch too, as the paper does"),
     Flag("protocol", "protocol", "protocol", "; ".join(f"{p.name}: {p.help}" for p in protocols.REGISTRY.values())),
-    Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
+    Flag("split_fold", "split_fold", "protocol", "folds of the kfold and group-kfold protocols"),
+    Flag("group", "group", "protocol", "group-kfold: the feature file's key kept within one fold (session: "
+         "IEMOCAP's leave-one-session-out with --split_fold 5)"),
+    Flag("splits", "splits", "protocol", "the splits protocol's partition: a CSV (file name or path, then a fold "
+         "number or train/valid/test) or EmoBox's data/<corpus> folder of fold lists"),
     Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
     Flag("resume", "resume", "protocol",

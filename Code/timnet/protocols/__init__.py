@@ -20,6 +20,8 @@ from timnet.protocols.base import (
     Split,
     check_training_data,
 )
+from timnet.protocols.groups import GROUP_KEYS, GroupKFoldProtocol
+from timnet.protocols.split_files import SplitFileProtocol
 from timnet.protocols.standard import (
     HOLDOUT_STEM,
     HoldoutProtocol,
@@ -30,10 +32,11 @@ from timnet.protocols.standard import (
     loso_splits,
 )
 
-REGISTRY: dict[str, Protocol] = {p.name: p for p in (HoldoutProtocol(), KFoldProtocol(), LosoProtocol())}
+REGISTRY: dict[str, Protocol] = {p.name: p for p in (HoldoutProtocol(), KFoldProtocol(), LosoProtocol(),
+                                                     GroupKFoldProtocol(), SplitFileProtocol())}
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
-__all__ = ["HOLDOUT_STEM", "MIN_VALIDATION", "NAMES", "REGISTRY", "FoldIdentity", "Protocol", "ProtocolSettings",
+__all__ = ["GROUP_KEYS", "HOLDOUT_STEM", "MIN_VALIDATION", "NAMES", "REGISTRY", "FoldIdentity", "Protocol", "ProtocolSettings",
            "Split", "check_training_data", "get", "holdout_split", "identify_file", "kfold_splits", "loso_splits",
            "planned_splits", "select_folds"]
 
