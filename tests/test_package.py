@@ -60,7 +60,7 @@ def test_lower_layers_never_import_the_command_line() -> None:
     assert not {m: d for m, d in offenders.items() if d}
 
 
-# The layers of docs/architecture: a module may import only modules of its own rank or below.
+# The package layers, bottom to top (architecture.md): a module imports only its own rank or below.
 RANKS: dict[str, int] = {
     "timnet.errors": 1, "timnet.paths": 1, "timnet.jsonable": 1, "timnet.keras_compat": 1, "timnet.version": 1,
     "timnet.features": 2,
