@@ -52,8 +52,8 @@ def measure(path: Path, steps: int, batch_size: int) -> None:
     from timnet.config import TrainingConfig
     from timnet.evaluation.scoring import predict_array
     from timnet.features.files import load_features
+    from timnet.protocols import holdout_split
     from timnet.training import loop
-    from timnet.training.protocols import holdout_split
 
     keras.utils.set_random_seed(0)
     tf.constant(0.0)  # initialise the runtime before the baseline

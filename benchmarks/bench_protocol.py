@@ -208,7 +208,7 @@ def reference_worker(args: argparse.Namespace) -> int:
     from timnet.features.files import load_features
     from timnet.network.losses import smooth_labels
     from timnet.network.reference import build_plain_timnet
-    from timnet.training.protocols import make_splits
+    from timnet.protocols import kfold_splits
 
     class EpochTimes(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
@@ -227,7 +227,7 @@ def reference_worker(args: argparse.Namespace) -> int:
     out = Path(args.reference_out)
     keras.utils.set_random_seed(args.seed)
     epochs: list[list[float]] = []
-    for split in make_splits("kfold", features.labels, args.seed, args.folds)[: trained_folds(args)]:
+    for split in kfold_splits(len(features.labels), args.folds, args.seed)[: trained_folds(args)]:
         print(f"{FOLD_MARK} {split.fold}", flush=True)
         model = build_plain_timnet(x.shape[1:], y.shape[1], head="softmax", **recipe.architecture.as_dict())
         model.compile(optimizer=keras.optimizers.Adam(recipe.lr, recipe.beta1, recipe.beta2, epsilon=1e-8),

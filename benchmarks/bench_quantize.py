@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=46, help="the model's seed (its hold-out split)")
     args = parser.parse_args()
 
-    from timnet.training.protocols import holdout_split
+    from timnet.protocols.standard import holdout_split
 
     files = sorted((Path(args.emodb) / "wav").glob("*.wav"))
     if not files:

@@ -43,10 +43,10 @@ from timnet.evaluation.scoring import predict_array  # noqa: E402
 from timnet.features.files import FeatureSet  # noqa: E402
 from timnet.network.losses import NPairAccuracy, NPairLoss  # noqa: E402
 from timnet.network.reference import build_plain_timnet, copy_weights_to_plain  # noqa: E402
+from timnet.protocols import Split  # noqa: E402
 from timnet.training import callbacks as cb  # noqa: E402
 from timnet.training import loop  # noqa: E402
 from timnet.training.data_pipeline import make_dataset  # noqa: E402
-from timnet.training.protocols import Split  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

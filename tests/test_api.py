@@ -168,7 +168,7 @@ def test_train_from_python_returns_the_report(tmp_path: Path) -> None:
     from helpers import write_tiny
     from timnet.evaluation.reports import EvaluationReport
     from timnet.features.files import load_features
-    from timnet.training.protocols import kfold_splits
+    from timnet.protocols import kfold_splits
 
     data = write_tiny(tmp_path / "tiny.npy", frames=12)
     config = timnet.make_config({

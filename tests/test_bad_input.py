@@ -24,13 +24,13 @@ FRAMES = 12  # within the receptive field of every network below: no warning on 
 
 @pytest.fixture(autouse=True)
 def _no_global_determinism(monkeypatch: pytest.MonkeyPatch) -> None:
-    """train_test.seed_everything would switch on TensorFlow's op determinism for the whole test
+    """run.seed_everything would switch on TensorFlow's op determinism for the whole test
     process; seeding is enough here."""
     import keras
 
-    from timnet.cli import train_test
+    from timnet.training import run
 
-    monkeypatch.setattr(train_test, "seed_everything", keras.utils.set_random_seed)
+    monkeypatch.setattr(run, "seed_everything", keras.utils.set_random_seed)
 
 
 def _weights(folder: Path, *, dilation_size: int = 2, num_classes: int = 5, head: str = "softmax",
@@ -572,9 +572,9 @@ def test_run_folders_are_created_exclusively(tmp_path: Path) -> None:
 def test_two_trainings_in_the_same_second_keep_their_own_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture) -> None:
     """The second run's name is taken: it writes to ``..._2`` and the first run's files stay."""
-    from timnet.training import loop
+    from timnet import paths
 
-    monkeypatch.setattr(loop, "timestamp", lambda: "20260101-120000")
+    monkeypatch.setattr(paths, "timestamp", lambda: "20260101-120000")
     data = write_tiny(tmp_path / "toy.npy", n=40, frames=FRAMES)
     first = tmp_path / "out" / "models" / "toy_46_20260101-120000"
     first.mkdir(parents=True)

@@ -28,7 +28,7 @@ from helpers import (
 )
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles import portable as portable_model
-from timnet.training.protocols import holdout_split, kfold_splits
+from timnet.protocols import holdout_split, kfold_splits
 
 N, FRAMES, SEED, FOLDS = 40, 20, 46, 3
 SMALL_NET = ["--dilation_size", "2"]  # a small graph: tracing dominates tiny runs

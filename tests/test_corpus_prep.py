@@ -155,6 +155,8 @@ def test_iemocap_labels_from_emoevaluation(tmp_path):
         (base + "Ses01M_script01_1/Ses01M_script01_1_M000.wav", "angry", "Ses01M"),
     ]
     assert iemocap.speaker_of("Ses05M_impro08_F029") == "Ses05F"
+    # The session (group-kfold --group session: leave one session out).
+    assert {u.session for u in iemocap.list_utterances(tmp_path)} == {"Ses01"}
 
 
 def test_iemocap_without_labels_is_a_layout_error(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from timnet.features.files import write_npy_dict
-from timnet.training.protocols import loso_splits
+from timnet.protocols import loso_splits
 
 SPEAKERS = ("03", "11", "x_y")  # an underscore in a speaker id must survive the file name
 CLASSES = ("angry", "happy", "sad")

@@ -60,6 +60,49 @@ def test_lower_layers_never_import_the_command_line() -> None:
     assert not {m: d for m, d in offenders.items() if d}
 
 
+# The package layers, bottom to top (architecture.md): a module imports only its own rank or below.
+RANKS: dict[str, int] = {
+    "timnet.errors": 1, "timnet.paths": 1, "timnet.jsonable": 1, "timnet.keras_compat": 1, "timnet.version": 1,
+    "timnet.features": 2,
+    "timnet.config": 3, "timnet.protocols": 3,
+    "timnet.network": 4,
+    "timnet.modelfiles": 5,
+    "timnet.evaluation": 6,
+    "timnet.training": 7,
+    "timnet.inference": 8, "timnet.serving": 8,
+    "timnet.model": 9, "timnet": 9,
+    "timnet.cli": 10, "timnet.__main__": 10,
+}
+
+
+def _rank(module: str) -> int:
+    """The rank of the longest sub-package (or module) of :data:`RANKS` that holds ``module``."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in RANKS:
+            return RANKS[name]
+    raise AssertionError(f"{module} has no rank: add its sub-package to RANKS")
+
+
+def test_every_import_points_down_the_layers() -> None:
+    """evaluation and modelfiles never import training, nothing imports the API package, ..."""
+    upward = sorted(f"{m} (rank {_rank(m)}) imports {d} (rank {_rank(d)})"
+                    for m, deps in _import_graph().items() for d in deps if _rank(d) > _rank(m))
+    assert not upward, "\n".join(upward)
+
+
+def test_sub_packages_have_no_cycle() -> None:
+    """Sub-packages of one rank may import each other's modules, but not both ways."""
+    def package(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2]) if len(parts) > 1 else module
+
+    edges = {(package(m), package(d)) for m, deps in _import_graph().items() for d in deps if package(m) != package(d)}
+    both_ways = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert not both_ways
+
+
 def test_no_import_cycle() -> None:
     graph = _import_graph()
     state: dict[str, int] = {}  # 1: on the current path, 2: done

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
+from timnet import protocols
 from timnet.errors import UserError
-from timnet.training.protocols import holdout_split, kfold_splits, loso_splits, make_splits
+from timnet.features.files import FeatureSet
+from timnet.protocols import FoldIdentity, ProtocolSettings, holdout_split, kfold_splits, loso_splits
 
 
 def _labels(n: int = 200, n_classes: int = 5, seed: int = 0) -> np.ndarray:
@@ -79,18 +83,78 @@ def test_loso_needs_speakers() -> None:
         loso_splits(np.array(["a", "a"]), "toy.npy")
 
 
-def test_make_splits_dispatch() -> None:
+def _features(labels: np.ndarray, speakers: np.ndarray | None = None) -> FeatureSet:
+    n_classes = int(labels.max()) + 1
+    return FeatureSet(np.zeros((len(labels), 4, 2), np.float32), np.eye(n_classes, dtype=np.float32)[labels],
+                      tuple(f"c{i}" for i in range(n_classes)), "toy", speakers=speakers)
+
+
+def test_one_registry_dispatches_every_protocol() -> None:
     labels = _labels(60)
-    assert len(make_splits("holdout", labels, 1, 10)) == 1
-    assert len(make_splits("kfold", labels, 1, 4)) == 4
-    assert len(make_splits("loso", labels, 1, 4, speakers=np.arange(60) % 3)) == 3
+    features = _features(labels, np.asarray([f"s{i % 3}" for i in range(60)]))
+    settings = ProtocolSettings(seed=1, folds=4)
+    assert len(protocols.get("holdout").splits(features, settings)) == 1
+    assert len(protocols.get("kfold").splits(features, settings)) == 4
+    assert len(protocols.get("loso").splits(features, settings)) == 3
+    from timnet.config import PROTOCOLS
+
+    assert PROTOCOLS == protocols.NAMES == tuple(protocols.REGISTRY)
     with pytest.raises(UserError, match="unknown protocol"):
-        make_splits("bootstrap", labels, 1, 4)
+        protocols.get("bootstrap")
+
+
+def test_weights_names_are_written_and_parsed_by_their_protocol() -> None:
+    """The original's names (hold-out, k-fold, LOSO) and ours parse back to the fold that wrote them."""
+    labels = np.arange(40) % 4
+    features = _features(labels, np.asarray([f"spk{i % 4}" for i in range(40)]))
+    settings = ProtocolSettings(seed=46, folds=4)
+    for name in ("holdout", "kfold", "loso", "group-kfold"):  # splits: in test_split_protocols.py
+        protocol = protocols.get(name)
+        splits = protocol.splits(features, settings)
+        for split in splits:
+            file_name = protocol.weights_name(split, len(splits))
+            for suffix in (".hdf5", ".keras"):
+                parsed = protocols.identify_file(Path(file_name).with_suffix(suffix))
+                assert parsed is not None and parsed.protocol == name and parsed.fold == split.fold, file_name
+                if name != "holdout":
+                    assert protocol.rebuild(parsed, features, 46, "toy").held_out == split.held_out
+    # The original's published names.
+    assert protocols.identify_file(Path("10-fold_weights_best_3.hdf5")) == FoldIdentity("kfold", 3, 10)
+    assert protocols.identify_file(Path("weights_best.hdf5")).protocol == "holdout"
+    assert protocols.identify_file(Path("loso_weights_2_08.hdf5")).held_out == "08"
+    assert protocols.identify_file(Path("model.keras")) is None
+    assert protocols.identify_file(Path("splits_weights_2.keras")) == FoldIdentity("splits", 2)
+
+
+def test_checkpoint_rule_and_report_names() -> None:
+    labels = np.arange(40) % 4
+    features = _features(labels, np.asarray([f"spk{i % 4}" for i in range(40)]))
+    settings = ProtocolSettings(seed=46, folds=5)
+    rules = {name: protocols.get(name).keeps_best_epoch(protocols.get(name).splits(features, settings)[0])
+             for name in ("holdout", "kfold", "loso")}
+    assert rules == {"holdout": True, "kfold": False, "loso": False}
+    assert [protocols.get(n).report_kind(10) for n in ("holdout", "kfold", "loso")] == ["holdout", "10fold", "loso"]
+
+
+def test_a_recorded_fold_identity_round_trips_and_rebuilds_its_split() -> None:
+    labels = _labels(60)
+    features = _features(labels)
+    settings = ProtocolSettings(seed=7, folds=3)
+    kfold = protocols.get("kfold")
+    split = kfold.splits(features, settings)[1]
+    identity = kfold.identity(split, 3, settings)
+    again = FoldIdentity.from_dict(identity.to_dict())
+    assert again == identity and again.seed == 7 and again.held_out == "2"
+    # The recorded seed wins over the one a user types (the original's files have none).
+    rebuilt = kfold.rebuild(again, features, default_seed=46, source="toy")
+    np.testing.assert_array_equal(rebuilt.test, split.test)
+    with pytest.raises(ValueError):
+        FoldIdentity.from_dict({"fold": 1})
 
 
 def test_select_folds_runs_a_protocol_in_parts():
     from timnet.errors import UserError
-    from timnet.training.protocols import kfold_splits, select_folds
+    from timnet.protocols import kfold_splits, select_folds
 
     splits = kfold_splits(30, 10, 46)
     assert [s.fold for s in select_folds(splits)] == list(range(1, 11))

@@ -6,13 +6,13 @@ The Python API::
     model = timnet.load("Test_Models/<run>/weights_best.keras")  # .keras, .hdf5 or a run folder
     result = model.classify_file("my_recording.wav")
     result.label, result.scores
-    outcome = timnet.train(timnet.TrainingConfig(data="EMODB", recipe="paper"), "EMODB")
+    outcome = timnet.train(timnet.make_config({"data": "EMODB", "recipe": "paper"}))
 
 ``import timnet`` is cheap: TensorFlow loads with the first model.
 
 Layout (one sub-package per concern): ``network`` (layers, losses), ``features`` (MFCCs,
-feature files, corpus parsers, mixing, demo corpus), ``training`` (protocols, loop,
-callbacks, devices), ``modelfiles`` (Keras 2 weights, portable ``.keras``, naming,
+feature files, corpus parsers, mixing, demo corpus), ``protocols`` (splits, fold
+identities, weights-file names), ``training`` (the Run, loop, callbacks, resume, devices), ``modelfiles`` (Keras 2 weights, portable ``.keras``, naming,
 metadata, loading, export), ``evaluation`` (scoring, testing, reports, figures),
 ``inference`` (featurising and scoring audio), ``cli`` (the ``timnet`` command).
 """
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from timnet.config import DEFAULT_DATA, ArchitectureConfig, TrainingConfig, make_config
 from timnet.errors import UserError
+from timnet.version import __version__
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     from timnet.model import TimNetModel
     from timnet.training.loop import TrainOutcome
 
-__version__ = "1.0.0"
-__all__ = ["ArchitectureConfig", "TimNetModel", "TrainingConfig", "UserError", "load", "make_config", "train"]
+__all__ = ["__version__", "ArchitectureConfig", "TimNetModel", "TrainingConfig", "UserError", "load", "make_config", "train"]
 
 
 def load(path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None) -> TimNetModel:
@@ -44,31 +44,25 @@ def load(path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None) ->
     return TimNetModel.load(path, data=data, fold=fold)
 
 
-def train(config: TrainingConfig, features: FeatureSet | str | Path | None = None,
-          verbose: int | str = 0) -> TrainOutcome:
-    """Train under ``config`` as ``timnet train`` does (model files, no reports or figures):
-    ``features`` is a FeatureSet, a corpus name in ``MFCC/`` or a ``.npy`` path (default:
-    ``config.data``), restricted to ``config.classes`` when given. Returns the outcome whose
-    ``report`` the command line prints; ``outcome.weights`` are the model files (``timnet.load`` reads them)."""
-    from timnet import paths
-    from timnet.features.classes import select_classes
+def train(config: TrainingConfig, features: FeatureSet | str | Path | None = None, verbose: int | str = 0,
+          outputs: bool = True, figures: bool = True) -> TrainOutcome:
+    """Train under ``config`` exactly as ``timnet train`` does (the same
+    :class:`timnet.training.run.Run`: devices, seeding with op determinism, mixed
+    precision, run folders, resume): the same model files, and, unless ``outputs`` is
+    False, the same reports (``metrics.json`` with provenance, the workbook, history,
+    summary; figures unless ``figures`` is False).
+
+    ``config`` comes from :func:`make_config` (the recipe applied); with ``config.resume``
+    the run's recorded settings are used. ``features``: a FeatureSet, a corpus name in
+    ``MFCC/`` or a ``.npy`` path (default: ``config.data``). Returns the outcome: its
+    ``report`` (what the command line prints), ``weights`` (the model files, which
+    ``timnet.load`` reads), ``model_dir``/``result_dir`` and ``written`` (the report files)."""
     from timnet.features.files import FeatureSet, load_data
-    from timnet.training.devices import configure_devices
-    from timnet.training.loop import train as run
+    from timnet.training.run import run_training
 
-    if not isinstance(features, FeatureSet):
-        features = load_data(str(features if features is not None else config.data))
-    selection = select_classes(features, config.classes)
-    features = selection.features
-    config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path),
-                            log_dir=paths.resolve(config.log_dir))
-    import keras
-
-    keras.utils.set_random_seed(config.random_seed)
-    outcome = run(config, features, configure_devices(config.gpu, quiet=True), verbose=verbose)
-    if selection.note():
-        outcome.report.notes.insert(0, selection.note())
-    return outcome
+    if features is not None and not isinstance(features, FeatureSet):
+        features = load_data(str(features))
+    return run_training(config, features, outputs=outputs, figures=figures, verbose=verbose, quiet_devices=True)
 
 
 def __getattr__(name: str) -> Any:

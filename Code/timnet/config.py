@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timnet import protocols
 from timnet.errors import UserError
 from timnet.features import corpora
 
 LOSSES = ("npair", "ce")
-PROTOCOLS = ("holdout", "kfold", "loso")
+PROTOCOLS = protocols.NAMES  # one registry: timnet.protocols.REGISTRY
+GROUPS = protocols.GROUP_KEYS
 HEADS = ("softmax", "embedding")
 # timnet export: formats (keras keeps the network's own output; the others return class scores),
 # what an exported model takes, and the file each format writes (saved_model: a folder).
@@ -136,6 +138,8 @@ class TrainingConfig:
     beta2: float = 0.98
     random_seed: int = 46
     split_fold: int = 10
+    group: str = "speaker"  # group-kfold: the feature file's key whose values stay in one fold
+    splits: str | None = None  # the splits protocol's file (CSV) or EmoBox folder
     max_folds: int | None = None
     first_fold: int = 1
     gpu: str = "0"
@@ -162,6 +166,13 @@ class TrainingConfig:
         _check_fraction(self, "beta2", "Adam's second-moment decay")
         _check_int(self, "random_seed", 0, MAX_SEED)
         _check_int(self, "split_fold", 2, 10**6)
+        if self.group not in protocols.GROUP_KEYS:
+            raise ConfigError("group", self.group, f"choose from {', '.join(protocols.GROUP_KEYS)}")
+        if self.splits is not None:
+            object.__setattr__(self, "splits", str(self.splits))
+        if self.protocol == "splits" and not self.splits:
+            raise ConfigError("protocol", self.protocol, "give the split file with --splits FILE (a CSV of file,fold "
+                              "or file,train|valid|test, or EmoBox's data/<corpus> folder)")
         if self.max_folds is not None:
             _check_int(self, "max_folds", 1, 10**6)
         _check_int(self, "first_fold", 1, 10**6)
@@ -178,10 +189,29 @@ class TrainingConfig:
             object.__setattr__(self, name, Path(getattr(self, name)))
         if not isinstance(self.architecture, ArchitectureConfig):
             raise ConfigError("architecture", self.architecture, "must be an ArchitectureConfig")
+        self._check_recipe_applied()
+
+    def _check_recipe_applied(self) -> None:
+        """``TrainingConfig(recipe="paper")`` alone would keep the seed's loss, protocol, ...
+        under the paper's name: refused (:func:`make_config` applies a recipe)."""
+        if self.recipe == DEFAULT_RECIPE:
+            return
+        values = {k: (self.architecture.dropout if k == "dropout" else getattr(self, k)) for k in RECIPE_FIELDS}
+        seed = dataclasses.asdict(_SEED)
+        if values == seed and dataclasses.asdict(RECIPES[self.recipe]) != seed:
+            raise ConfigError("recipe", self.recipe, "every setting a recipe fixes (loss, protocol, dropout, epoch, "
+                              "batch size, label smoothing) still has the seed recipe's value; make the configuration "
+                              f"with timnet.make_config({{'recipe': '{self.recipe}', ...}}), which applies the recipe")
 
     @property
     def head(self) -> str:
         return head_for_loss(self.loss)
+
+    @property
+    def protocol_settings(self) -> protocols.ProtocolSettings:
+        """What the protocol's splits depend on."""
+        return protocols.ProtocolSettings(seed=self.random_seed, folds=self.split_fold, group=self.group,
+                                          splits=self.splits)
 
     @property
     def data_name(self) -> str:
@@ -308,9 +338,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag("activation", "architecture.activation", "architecture", "activation inside the temporal-aware blocks"),
     Flag("bidirection", "architecture.bidirection", "architecture",
          "use the backward (time-reversed) branch too, as the paper does"),
-    Flag("protocol", "protocol", "protocol",
-         "holdout: stratified 90/10 (seed); kfold: --split_fold CV (paper); loso: leave one speaker out"),
-    Flag("split_fold", "split_fold", "protocol", "folds of the k-fold protocol"),
+    Flag("protocol", "protocol", "protocol", "; ".join(f"{p.name}: {p.help}" for p in protocols.REGISTRY.values())),
+    Flag("split_fold", "split_fold", "protocol", "folds of the kfold and group-kfold protocols"),
+    Flag("group", "group", "protocol", "group-kfold: the feature file's key kept within one fold (session: "
+         "IEMOCAP's leave-one-session-out with --split_fold 5)"),
+    Flag("splits", "splits", "protocol", "the splits protocol's partition: a CSV (file name or path, then a fold "
+         "number or train/valid/test) or EmoBox's data/<corpus> folder of fold lists"),
     Flag("max_folds", "max_folds", "protocol", "train only N folds (the splits stay the same)"),
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
     Flag("resume", "resume", "protocol",

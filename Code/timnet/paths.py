@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import os
 import tempfile
@@ -105,3 +106,8 @@ def removed_if_empty(folders: Sequence[Path]) -> Iterator[None]:
     except BaseException:
         remove_empty(folders)
         raise
+
+
+def timestamp() -> str:
+    """The time part of run and result folder names (local time, to the second)."""
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")

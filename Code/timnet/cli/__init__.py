@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import Callable
 
-from timnet import __version__
 from timnet.cli import features
 from timnet.cli.common import run_command
 from timnet.cli.options import Parser, add_config_flags, architecture_overrides, epilog, given_settings, groups
 from timnet.config import DEFAULT_DATA, EXPORT_FORMATS, EXPORT_INPUTS
+from timnet.version import __version__
 
 TEST_CONFIG_FLAGS = ("data", "random_seed", "gpu", "model_path", "result_path", "loss", "filter_size", "kernel_size",
                      "stack_size", "dilation_size", "activation", "bidirection")

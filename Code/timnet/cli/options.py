@@ -25,8 +25,8 @@ GROUP_TITLES = {
     "audio": "audio",
     "server": "server",
 }
-PATH_FIELDS = ("model_path", "result_path", "log_dir")
-_CHOICES = {"recipe": tuple(cfg.RECIPES), "loss": cfg.LOSSES, "protocol": cfg.PROTOCOLS,
+PATH_FIELDS = ("model_path", "result_path", "log_dir", "splits")
+_CHOICES = {"recipe": tuple(cfg.RECIPES), "loss": cfg.LOSSES, "protocol": cfg.PROTOCOLS, "group": cfg.GROUPS,
             "activation": cfg.ACTIVATIONS}
 
 

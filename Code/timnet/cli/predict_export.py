@@ -20,11 +20,8 @@ if TYPE_CHECKING:
 
 
 def result_folder(result_path: Path) -> Path:
-    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here).
-    The time is ``training.loop.timestamp``'s format, written here: that module loads TensorFlow."""
-    import datetime as dt
-
-    (folder,) = paths.create_exclusive([result_path / f"predict_{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"])
+    """``<result_path>/predict_<time>``, or ``..._2``, ``_3`` when another run took it (created here)."""
+    (folder,) = paths.create_exclusive([result_path / f"predict_{paths.timestamp()}"])
     return folder
 
 

@@ -91,9 +91,7 @@ def git_state(start: str | Path | None = None) -> dict[str, Any]:
     """``{"commit": ..., "dirty": ...}`` of the checkout the code runs from; empty when
     the package is installed outside a checkout, git is missing or fails."""
     if start is None:
-        import timnet
-
-        start = Path(timnet.__file__).resolve().parent
+        start = Path(__file__).resolve().parent.parent  # the package's folder
     root = _checkout_root(Path(start))
     git = shutil.which("git")
     if root is None or git is None:
@@ -164,13 +162,13 @@ def collect(report: EvaluationReport, feature_file: dict[str, Any] | None, argv:
     is the report's ``settings``). ``feature_file``: its :func:`feature_file_record`,
     taken when the run read the file (a file replaced during the run is not mistaken
     for the one it read); ``argv``: default ``sys.argv``."""
-    import timnet
+    from timnet.version import __version__
 
     out: dict[str, Any] = {
         "command_line": [sys.executable, *(sys.argv if argv is None else argv)],
         "working_directory": os.getcwd(),
         "versions": library_versions(),
-        "timnet_version": timnet.__version__,
+        "timnet_version": __version__,
     }
     git = git_state()
     if git:

@@ -79,6 +79,7 @@ class EvaluationReport:
     # class). On a feature file with other classes, the model's other classes are
     # predicted-only columns (timnet.features.classes.ClassMapping.shared).
     true_classes: tuple[int, ...] | None = None
+    kind: str = "test"  # what the protocol calls the report (the workbook's <kind>: 10fold, holdout, loso, ...)
 
     @property
     def n_classes(self) -> int:

@@ -4,7 +4,8 @@
     timnet extract --corpus generic --input data/mine --name MINE --classes angry,happy
 
 The file is the original format (a dict with ``x`` (N, T, 39) and one-hot ``y``), so
-the original code reads it, plus ``speaker``, ``path`` (relative to the input folder)
+the original code reads it, plus ``speaker`` (and ``session`` where the corpus has
+sessions), ``path`` (relative to the input folder)
 and ``class_labels`` as numpy string arrays. Unreadable audio files are reported
 and skipped; the file is written under a temporary name and renamed when complete.
 """
@@ -50,6 +51,8 @@ def feature_dict(
     data: dict[str, Any] = {"x": x, "y": y}
     if all(u.speaker is not None for u in kept):
         data["speaker"] = np.array([u.speaker for u in kept], dtype=str)
+    if kept and all(u.session is not None for u in kept):  # group-kfold --group session
+        data["session"] = np.array([u.session for u in kept], dtype=str)
     data["path"] = np.array([_relative(u.path, root) for u in kept], dtype=str)
     data["class_labels"] = np.array(classes, dtype=str)
     return data

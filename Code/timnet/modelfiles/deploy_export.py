@@ -30,10 +30,10 @@ from timnet.errors import UserError
 from timnet.features import corpora
 from timnet.features.files import FeatureSet, atomic_path
 from timnet.jsonable import json_default
-from timnet.modelfiles.export import ExportResult, export_model, training_index
-from timnet.modelfiles.loading import data_name, load_model
+from timnet.modelfiles.export import ExportResult, export_model, load_with_centroids
+from timnet.modelfiles.loading import data_name
 from timnet.modelfiles.metadata import ModelMetadata
-from timnet.modelfiles.naming import describe_file
+from timnet.modelfiles.naming import model_identity
 
 RECORD_KEY = "timnet"  # ONNX metadata_props key; saved_model/<folder>/timnet.json; litert sidecar <stem>.json
 RECORD_FORMAT = "timnet-export"
@@ -60,11 +60,12 @@ def sidecar_path(artifact: Path) -> Path:
 
 def _model_card(source: Path, meta: ModelMetadata) -> dict[str, Any]:
     """What the model is: data, protocol, fold and, when the run's metrics.json is found, its figures."""
-    info = describe_file(source)
-    card: dict[str, Any] = {"data": meta.data, "protocol": info.protocol, "fold": info.fold, "folds": info.folds,
+    identity = model_identity(source, meta.fold)
+    card: dict[str, Any] = {"data": meta.data, "protocol": identity.protocol if identity else "single",
+                            "fold": identity.fold if identity else 1, "folds": identity.folds if identity else 1,
                             "source": source.name, "epoch": meta.epoch}
-    if info.speaker is not None:
-        card["held_out_speaker"] = info.speaker
+    if identity is not None and identity.held_out:
+        card["held_out"] = identity.held_out
     from timnet import paths
 
     for candidate in (source.parent / "metrics.json", paths.RESULTS_DIR / source.parent.name / "metrics.json"):
@@ -75,7 +76,7 @@ def _model_card(source: Path, meta: ModelMetadata) -> dict[str, Any]:
         except ValueError:
             continue
         folds = metrics.get("folds") or []
-        mine = [f for f in folds if Path(str(f.get("weights") or "")).name == source.name or f.get("fold") == info.fold]
+        mine = [f for f in folds if Path(str(f.get("weights") or "")).name == source.name or f.get("fold") == card["fold"]]
         chosen = mine[0] if folds and mine else (metrics if not folds else None)
         if chosen is not None:
             card["metrics"] = {k: chosen[k] for k in ("WAR", "UAR", "n") if k in chosen}
@@ -145,23 +146,10 @@ def scoring_model(model: Any, meta: ModelMetadata, input_kind: str) -> Any:
 def _with_centroids(source: Path, data: str, features: FeatureSet | None, seed: int,
                     overrides: dict | None) -> tuple[Any, ModelMetadata, list[str], str | None]:
     """Load ``source``; an N-pair model without centroids gets its training utterances' (as export does)."""
-    from timnet.evaluation.scoring import class_centroids, predict_array
-
-    length = features.mean_signal_length if features is not None else None
-    loaded = load_model(source, data, overrides, length)
-    meta, note = loaded.metadata, None
+    loaded, meta, note = load_with_centroids(source, data, features, seed, overrides)
     if meta.head == "embedding" and meta.centroids is None:
-        if features is None:
-            raise UserError(f"{source}: an embedding model without class centroids; give --data the training "
-                            "feature file to compute them")
-        if tuple(features.class_labels) != meta.class_labels or features.x.shape[1:] != (meta.frames, meta.n_mfcc):
-            raise UserError(f"{features.path}: classes or feature shape differ from the model's "
-                            f"({', '.join(meta.class_labels)}; ({meta.frames}, {meta.n_mfcc}))")
-        index, which = training_index(source, features, seed)
-        centroids = class_centroids(predict_array(loaded.model, features.x, index), features.labels[index],
-                                    len(features.class_labels))
-        note = f"{features.path}: {which}, {len(index)} utterances"
-        meta = meta.with_centroids(centroids, note)
+        raise UserError(f"{source}: an embedding model without class centroids; give --data the training "
+                        "feature file to compute them")
     meta = dataclasses.replace(meta, exported_from=str(source), data=meta.data or data_name(data))
     return loaded.model, meta, loaded.notes, note
 

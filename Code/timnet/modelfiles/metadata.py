@@ -20,6 +20,7 @@ import numpy as np
 from timnet.config import HEADS, ArchitectureConfig, flag_of, loss_for_head
 from timnet.errors import UserError
 from timnet.features import corpora
+from timnet.protocols import FoldIdentity
 
 FORMAT_NAME = "timnet-keras2-weights"
 FORMAT_VERSION = 1
@@ -49,6 +50,9 @@ class ModelMetadata:
     # FeatureSet.fingerprint() of the data the model was trained on (None: not recorded,
     # e.g. the original's files): testing tells its training data from other data by it.
     training_data: dict[str, Any] | None = None
+    # Which fold of which protocol the model is (protocol, fold, seed, held-out part):
+    # test and export rebuild its split from this. None: an older or the original's file.
+    fold: FoldIdentity | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,8 @@ class ModelMetadata:
         for key in ("exported_from", "centroids_source", "training_data"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.fold is not None:
+            out["protocol"] = self.fold.to_dict()
         out.update(self.extra)
         return out
 
@@ -110,7 +116,8 @@ class ModelMetadata:
             labels = values.get("class_labels") or ()
             if isinstance(labels, (str, bytes)) or not all(isinstance(c, str) for c in labels):
                 raise ValueError("class_labels must be a list of names")
-            known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version"}
+            known = {f.name for f in dataclasses.fields(cls)} | {"loss", "num_classes", "format", "format_version",
+                                                         "protocol"}
             centroids = values.get("centroids")
             training_data = values.get("training_data")
             if training_data is not None and not (isinstance(training_data, Mapping)
@@ -130,6 +137,7 @@ class ModelMetadata:
                 exported_from=values.get("exported_from"),
                 centroids_source=values.get("centroids_source"),
                 training_data=None if training_data is None else dict(training_data),
+                fold=None if values.get("protocol") is None else FoldIdentity.from_dict(values["protocol"]),
                 extra={k: v for k, v in values.items() if k not in known},
             )
         except ModelFileError:

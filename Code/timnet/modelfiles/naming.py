@@ -1,36 +1,24 @@
-"""Names of the model files of a run, and ``--test_path`` lookup: the one place that knows them.
+"""The model files of a run folder and ``--test_path`` lookup.
 
-A run folder holds, per fold, a Keras 2 weights file (the original's names) and a
-portable ``.keras`` file beside it:
-
-- hold-out: ``weights_best.hdf5``
-- k-fold: ``<k>-fold_weights_best_<i>.hdf5``
-- LOSO: ``loso_weights_<i>_<speaker>.hdf5``
+A run folder holds, per fold, a Keras 2 weights file and a portable ``.keras`` file
+beside it, named by the fold's protocol (``timnet.protocols``: the original's names
+``weights_best.hdf5``, ``<k>-fold_weights_best_<i>.hdf5``, ``loso_weights_<i>_<speaker>.hdf5``
+and ours). Which fold a file is comes from its metadata when recorded; the name only
+finds and orders the files.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from timnet import protocols
 from timnet.errors import UserError
+from timnet.protocols import FoldIdentity
 
-HOLDOUT_STEM = "weights_best"
-KFOLD_NAME = re.compile(r"^(\d+)-fold_weights_best_(\d+)\.(?:hdf5|h5|keras)$")
-LOSO_NAME = re.compile(r"^loso_weights_(\d+)_(.+)\.(?:hdf5|h5|keras)$")
 MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")  # preferred first when a fold has several files
 # Test mode evaluates the weights files (the original's format, with our metadata beside).
 WEIGHTS_FIRST = (".hdf5", ".h5", ".keras")
-
-
-def weights_file_name(protocol: str, fold: int, folds: int, speaker: str | None = None) -> str:
-    """The weights file of one fold of a run (the original's names)."""
-    if protocol == "holdout":
-        return f"{HOLDOUT_STEM}.hdf5"
-    if protocol == "kfold":
-        return f"{folds}-fold_weights_best_{fold}.hdf5"
-    return f"loso_weights_{fold}_{speaker}.hdf5"
 
 
 def portable_name(weights: Path) -> Path:
@@ -40,24 +28,23 @@ def portable_name(weights: Path) -> Path:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """One model file of a run: which fold of which protocol it belongs to."""
+    """One model file of a run, with the fold its NAME gives (None: a single model)."""
 
     path: Path
-    protocol: str = "single"  # single, holdout, kfold or loso
-    fold: int = 1
-    folds: int = 1
-    speaker: str | None = None
+    identity: FoldIdentity | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.identity.protocol if self.identity else "single"
+
+    @property
+    def fold(self) -> int:
+        return self.identity.fold if self.identity else 1
 
 
 def describe_file(path: Path) -> TrainedModel:
     """What a model file's name says about its protocol and fold."""
-    if path.stem == HOLDOUT_STEM:
-        return TrainedModel(path, "holdout")
-    if m := KFOLD_NAME.match(path.name):
-        return TrainedModel(path, "kfold", int(m.group(2)), int(m.group(1)))
-    if m := LOSO_NAME.match(path.name):
-        return TrainedModel(path, "loso", int(m.group(1)), speaker=m.group(2))
-    return TrainedModel(path)
+    return TrainedModel(path, protocols.identify_file(path))
 
 
 def _preferred(paths: list[Path], order: tuple[str, ...]) -> Path:
@@ -68,19 +55,15 @@ def run_models(folder: Path, order: tuple[str, ...] = MODEL_SUFFIXES) -> list[Tr
     """Every fold's model in a run folder (one file per fold, the first suffix of
     ``order`` preferred), in fold order; empty when the folder holds no model file."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES and not p.name.startswith(".")]
-    holdout = [p for p in files if p.stem == HOLDOUT_STEM]
-    if holdout:
-        return [describe_file(_preferred(holdout, order))]
-    by_fold: dict[int, list[Path]] = {}
+    by_fold: dict[tuple[str, int], list[Path]] = {}
     for p in files:
         info = describe_file(p)
-        if info.protocol in ("kfold", "loso"):
-            by_fold.setdefault(info.fold, []).append(p)
+        if info.identity is not None:
+            by_fold.setdefault((info.protocol, info.fold), []).append(p)
     if by_fold:
-        models = [describe_file(_preferred(by_fold[i], order)) for i in sorted(by_fold)]
-        if models[0].protocol == "loso":
-            models = [TrainedModel(m.path, "loso", m.fold, len(models), m.speaker) for m in models]
-        return models
+        holdout = [key for key in by_fold if key[0] == "holdout"]
+        keys = holdout[:1] if holdout else sorted(by_fold, key=lambda k: (k[1], k[0]))
+        return [describe_file(_preferred(by_fold[k], order)) for k in keys]
     keras_files = sorted(p for p in files if p.suffix == ".keras")
     return [TrainedModel(keras_files[0])] if len(keras_files) == 1 else []
 
@@ -114,3 +97,9 @@ def resolve_model_file(test_path: Path, fold: int | None = None) -> Path:
         if m.fold == want:
             return m.path
     raise UserError(f"--fold {want}: {test_path} has folds {', '.join(str(m.fold) for m in models)}")
+
+
+def model_identity(path: Path, recorded: FoldIdentity | None) -> FoldIdentity | None:
+    """Which fold a model file is: its metadata's record, else what its name says (the
+    original's files; their seed is ``--random_seed``)."""
+    return recorded if recorded is not None else protocols.identify_file(path)

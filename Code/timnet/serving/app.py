@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from timnet import __version__
+from timnet.version import __version__
 from timnet.config import ServeConfig
 from timnet.serving import uploads
 from timnet.serving.backend import Backend

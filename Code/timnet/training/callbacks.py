@@ -20,7 +20,7 @@ from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles.metadata import ModelMetadata
 from timnet.network.layers import model_head
-from timnet.training.protocols import Split
+from timnet.protocols import Split
 from timnet.training.weight_histograms import WeightHistograms
 
 
@@ -190,7 +190,7 @@ def fold_callbacks(config: TrainingConfig, features: FeatureSet, split: Split, w
     UAR, Ctrl-C, the weights file and (on the chief, ``log_dir`` given) TensorBoard."""
     callbacks: list[keras.callbacks.Callback] = [EpochTimer(), StopOnRequest(interrupt), writer]
     if log_dir is not None:
-        callbacks.insert(1, ValidationUAR(features, split.train, split.test))
+        callbacks.insert(1, ValidationUAR(features, split.train, split.validation))
         # Scalars from Keras' callback; the weight histograms from ours (much cheaper).
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0))
         callbacks.append(WeightHistograms(log_dir, config.histogram_freq))

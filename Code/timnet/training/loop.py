@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from timnet import keras_compat, paths
+from timnet import keras_compat, paths, protocols
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
@@ -28,14 +27,14 @@ from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles import portable as portable_model
 from timnet.modelfiles.metadata import ModelMetadata
-from timnet.modelfiles.naming import portable_name, weights_file_name
+from timnet.modelfiles.naming import portable_name
 from timnet.network.layers import build_timnet_model, model_head
 from timnet.network.losses import NPairAccuracy, NPairLoss, smooth_labels
+from timnet.protocols import FoldIdentity, Split
 from timnet.training import resume
 from timnet.training.callbacks import EpochSeeding, StopRequest, WeightsWriter, fold_callbacks, save_weights
 from timnet.training.data_pipeline import epoch_dataset, make_dataset
 from timnet.training.devices import is_chief, worker_scratch_dir
-from timnet.training.protocols import Split, training_splits
 
 
 @dataclass
@@ -51,10 +50,7 @@ class TrainOutcome:
     config: TrainingConfig | None = None
     log_dir: Path | None = None  # the run's TensorBoard folder, <config.log_dir>/<run name> (None: not the chief)
     resume_command: str | None = None  # how to continue an interrupted run
-
-
-def timestamp() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    written: dict[str, Path] = field(default_factory=dict)  # the reports and figures written (Run.finish)
 
 
 def build_model(config: TrainingConfig, input_shape: tuple[int, int], num_classes: int,
@@ -72,13 +68,14 @@ def build_model(config: TrainingConfig, input_shape: tuple[int, int], num_classe
 
 
 def model_metadata(config: TrainingConfig, features: FeatureSet, centroids: np.ndarray | None = None,
-                   epoch: int | None = None) -> ModelMetadata:
+                   epoch: int | None = None, fold: FoldIdentity | None = None) -> ModelMetadata:
     """What a weights or .keras file carries so test and predict need no flags."""
     frames, n_mfcc = features.x.shape[1:]
     return ModelMetadata(
         architecture=config.architecture, head=config.head, class_labels=tuple(features.class_labels),
         n_mfcc=int(n_mfcc), frames=int(frames), mean_signal_length=features.mean_signal_length,
-        data=config.data_name, centroids=centroids, epoch=epoch, training_data=features.fingerprint(),
+        data=config.data_name, centroids=centroids, epoch=epoch, fold=fold,
+        training_data=features.fingerprint(),
     )
 
 
@@ -90,11 +87,6 @@ def _verbosity(verbose: int | str) -> int:
 
 def run_name(config: TrainingConfig, stamp: str) -> str:
     return f"{config.data_name}_{config.random_seed}_{stamp}"
-
-
-def fold_weights_path(model_dir: Path, config: TrainingConfig, split: Split) -> Path:
-    speaker = split.name.removeprefix("speaker ") if config.protocol == "loso" else None
-    return model_dir / weights_file_name(config.protocol, split.fold, config.split_fold, speaker)
 
 
 def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig) -> tf.data.Dataset:
@@ -144,20 +136,25 @@ class FoldModel:
 
 
 def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None = None,
-          verbose: int | str = "auto", reuse_model: bool = True) -> TrainOutcome:
+          verbose: int | str = "auto", reuse_model: bool = True, plan: tuple[list[Split], int] | None = None,
+          state: resume.RunState | None = None) -> TrainOutcome:
     """Train under ``config.protocol`` and evaluate every fold's held-out part; with
-    ``config.resume`` (a run folder), continue that interrupted run where it stopped."""
+    ``config.resume`` (a run folder), continue that interrupted run where it stopped.
+    ``plan`` (the folds to train and the protocol's number of folds) and ``state`` (the
+    resume state) come from :class:`timnet.training.run.Run`; computed here when absent."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
-    splits = training_splits(config, features)
-    if config.resume:
+    splits, n_folds = plan or protocols.planned_splits(config.protocol, features, config.protocol_settings,
+                                                       config.first_fold, config.max_folds)
+    protocol = protocols.get(config.protocol)
+    if config.resume and state is None:
         state = resume.RunState.load(resume.find_run(config.resume, config.model_path))
         resume.check_same_settings(config, state)
         resume.check_same_data(features, state)
+    if config.resume and state is not None:
         run = state.run
     else:
-        run = run_name(config, timestamp())
-        state = None
+        run = run_name(config, paths.timestamp())
     # Non-chief workers of a multi-worker run save into a throwaway folder of their own.
     model_dir = config.model_path / run if chief else worker_scratch_dir(strategy)
     result_dir = config.result_path / run
@@ -200,9 +197,11 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             progress = state.progress if state.progress and state.progress.fold == split.fold else None
             progress = progress or resume.FoldProgress(split.fold)
             model = fold_model.start_fold(progress)
-            path = fold_weights_path(model_dir, config, split)
+            path = model_dir / protocol.weights_name(split, n_folds)
+            identity = protocol.identity(split, n_folds, config.protocol_settings)
+            keep_best = protocol.keeps_best_epoch(split)
             saver = _StateSaver(state, progress, stop, enabled=chief)
-            writer = WeightsWriter(path, model_metadata(config, features), best=config.protocol == "holdout",
+            writer = WeightsWriter(path, model_metadata(config, features, fold=identity), best=keep_best,
                                    before_write=saver)
             writer.best_loss, writer.best_epoch = progress.best_loss, progress.best_epoch
             writer.best_weights = progress.best_weights
@@ -210,10 +209,10 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             log_dir = config.log_dir / run / f"fold_{split.fold}"
             callbacks = fold_callbacks(config, features, split, writer, stop, log_dir if chief else None, seeding)
             print(f"[{split.name}] training on {len(split.train)} utterances, "
-                  f"validating on {len(split.test)}; weights -> {path}")
+                  f"validating on {len(split.validation)}; weights -> {path}")
             train_ds, steps = epoch_dataset(features.x, train_targets, seeding.order_of, progress.epoch,
                                             config.batch_size)
-            val_ds = make_dataset(features.x, features.y, split.test, config.batch_size)
+            val_ds = make_dataset(features.x, features.y, split.validation, config.batch_size)
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and not getattr(model, "_prebuilt", 0):
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
@@ -235,10 +234,10 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 notes.append(f"{split.name}: " + ("interrupted before the first epoch ended" if stop.requested
                                                   else "no epoch with a finite validation loss") + "; nothing saved")
                 break
-            if config.protocol == "holdout" and writer.best_weights is not None:
+            if keep_best and writer.best_weights is not None:
                 model.set_weights(writer.best_weights)
             centroids = _training_centroids(model, features, split)
-            meta = model_metadata(config, features, centroids, writer.best_epoch)
+            meta = model_metadata(config, features, centroids, writer.best_epoch, identity)
             save_weights(model, path, meta)
             weights.append(path)
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
@@ -273,7 +272,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     elif chief:
         command = resume.resume_command(model_dir)
         notes.append(f"continue this run with: {command}")
-    report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
+    report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes,
+                              kind=protocol.report_kind(n_folds))
     if run_log_dir is not None and chief and complete:  # once per run, with its final figures
         tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
@@ -316,7 +316,9 @@ def _export_portable(fold_model: FoldModel, weights: list[Path], config: Trainin
         model = fold_model.start_fold()
     for path in tqdm(weights, desc="portable .keras files", disable=len(weights) < 3, leave=False):
         wf = legacy_weights.load_into_model(model, path)
-        meta = model_metadata(config, features, wf.centroids, (wf.metadata or {}).get("epoch"))
+        record = wf.metadata or {}
+        fold = FoldIdentity.from_dict(record["protocol"]) if record.get("protocol") else None
+        meta = model_metadata(config, features, wf.centroids, record.get("epoch"), fold)
         portable_model.save_portable(model, portable_name(path), meta)
 
 

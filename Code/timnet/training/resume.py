@@ -175,10 +175,10 @@ def resume_command(run: Path) -> str:
     return f"timnet train --resume {run}"
 
 
-def recorded_data_file(config: TrainingConfig) -> str:
+def recorded_data_file(config: TrainingConfig, state: RunState | None = None) -> str:
     """The feature file a resumed run reads: the one it started with (an absolute path,
     so a resume from another folder finds it), else ``--data`` as recorded."""
-    state = RunState.load(Path(str(config.resume)))
+    state = state or RunState.load(Path(str(config.resume)))
     recorded = state.data.get("file")
     return recorded if recorded and Path(recorded).is_file() else config.data
 

@@ -21,11 +21,13 @@ class LayoutError(UserError):
 
 @dataclass(frozen=True, order=True)
 class Utterance:
-    """One labelled audio file. ``speaker`` is None when the layout does not tell it."""
+    """One labelled audio file. ``speaker`` (and ``session``, the recording session of
+    corpora that have them, e.g. IEMOCAP) is None when the layout does not tell it."""
 
     path: Path
     label: str
     speaker: str | None = None
+    session: str | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def list_utterances(root: Path) -> list[Utterance]:
     for path in audio_files(root):
         code = codes.get(path.stem)
         if code in CODES and path.stem not in found:
-            found[path.stem] = Utterance(path, CODES[code], speaker_of(path.stem))
+            speaker = speaker_of(path.stem)
+            found[path.stem] = Utterance(path, CODES[code], speaker, speaker[:5] if speaker else None)
     return finish(found.values(), root, LAYOUT)
 
 
