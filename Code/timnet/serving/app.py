@@ -29,11 +29,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from timnet.version import __version__
 from timnet.config import ServeConfig
 from timnet.serving import uploads
 from timnet.serving.backend import Backend
 from timnet.serving.uploads import UploadError
+from timnet.version import __version__
 
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs-assets"
