@@ -76,8 +76,8 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     g = groups(parser, ("model", "server"))
     g["model"].add_argument("--test_path", required=True, help="a .keras file, a weights .hdf5 or a run folder")
     g["model"].add_argument("--fold", type=int, default=None, help="which fold's model of a k-fold or LOSO folder")
-    g["model"].add_argument("--data", default=DEFAULT_DATA,
-                            help="corpus whose class names a model file without labels uses")
+    g["model"].add_argument("--data", default=argparse.SUPPRESS,
+                            help=f"corpus whose class names a model file without labels uses (default: {DEFAULT_DATA})")
     g["server"].add_argument("--host", default=d.host,
                              help="address to listen on; anything but 127.0.0.1 needs a reverse proxy with "
                                   "authentication in front (see README)")
@@ -98,7 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = ServeConfig(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
                            max_upload_mb=args.max_upload_mb, max_duration=args.max_duration)
-    return serve(user_path(args.test_path), settings, args.fold, args.data)
+    return serve(user_path(args.test_path), settings, args.fold, getattr(args, "data", DEFAULT_DATA))
 
 
 def run_train(args: argparse.Namespace) -> int:
