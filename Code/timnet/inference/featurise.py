@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from timnet.errors import UserError
-from timnet.features import corpora, mfcc
+from timnet.features import corpora
 
 # Suffixes searched for in a --wav folder (formats libsndfile or audioread read).
 AUDIO_SUFFIXES = frozenset({
@@ -62,6 +62,8 @@ def window_starts(n_samples: int, length: int, hop: int) -> list[int]:
 def featurise_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
     """MFCCs of one file (a worker's job): the centred window (``hop`` None, as in
     training) or every window ``hop`` samples apart; or why the file failed."""
+    from timnet.features import mfcc  # librosa: loaded by the work, not by the command's checks
+
     index, path, length, n_mfcc, hop = task
     try:
         with warnings.catch_warnings():  # librosa warns before trying audioread; the failure says it all
@@ -132,6 +134,8 @@ def featurise_files(files: Sequence[str | Path], mean_signal_length: int, n_mfcc
     ``jobs`` worker processes (default all cores, via ``mfcc.parallel_map``) from
     :data:`PARALLEL_MIN_FILES` files on (:data:`PARALLEL_MIN_FILES_SPAWN` once
     TensorFlow is loaded); fewer files, or one, run in this process."""
+    from timnet.features import mfcc  # librosa: loaded by the work, not by the command's checks
+
     if window_hop is not None and not window_hop > 0:
         raise UserError(f"--window_hop {window_hop}: give a positive number of seconds")
     if jobs is not None and jobs < 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import KFold, LeaveOneGroupOut, train_test_split
 
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
@@ -28,6 +27,8 @@ class Split:
 
 def holdout_split(labels: np.ndarray, seed: int, validation: float = 0.1) -> list[Split]:
     """The seed's stratified 90/10 split."""
+    from sklearn.model_selection import train_test_split  # here: scikit-learn takes seconds to load
+
     index = np.arange(len(labels))
     if len(index) < 2:
         raise UserError(f"the hold-out protocol needs at least 2 utterances, got {len(index)}")
@@ -45,6 +46,8 @@ def kfold_splits(n: int, folds: int, seed: int) -> list[Split]:
     """The paper's ``KFold(n_splits, shuffle=True, random_state=seed)`` over the corpus."""
     if folds < 2 or folds > n:
         raise UserError(f"--split_fold {folds}: need 2 <= folds <= number of utterances ({n})")
+    from sklearn.model_selection import KFold  # here: scikit-learn takes seconds to load
+
     kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
     return [Split(i, tr, te, f"fold {i}") for i, (tr, te) in enumerate(kf.split(np.arange(n)), start=1)]
 
@@ -59,6 +62,8 @@ def loso_splits(speakers: np.ndarray | None, source: str) -> list[Split]:
     groups = np.asarray(speakers).astype(str)
     if len(np.unique(groups)) < 2:
         raise UserError(f"{source}: --protocol loso needs at least two speakers")
+    from sklearn.model_selection import LeaveOneGroupOut  # here: scikit-learn takes seconds to load
+
     splits = []
     for i, (tr, te) in enumerate(LeaveOneGroupOut().split(groups, groups=groups), start=1):
         splits.append(Split(i, tr, te, f"speaker {groups[te[0]]}"))
