@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from timnet import paths
+from timnet import paths, timings
 from timnet.cli.common import user_path
 from timnet.cli.options import architecture_overrides, config_from_args, given_settings
 from timnet.config import TrainingConfig
@@ -93,7 +93,9 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     print(f"\nTraining finished in {elapsed(start)}; weights in {outcome.model_dir}")
     outcome.report.print()
-    outcome.report.provenance = provenance.collect(outcome.report, feature_record, strategy=strategy, started=started)
+    with timings.phase("provenance"):
+        outcome.report.provenance = provenance.collect(outcome.report, feature_record, strategy=strategy,
+                                                       started=started)
     figures = not getattr(args, "no_figures", False)
     written = write_train_outputs(outcome, figures=figures)
     kind = {"kfold": f"{config.split_fold}fold", "holdout": "holdout", "loso": "loso"}[config.protocol]

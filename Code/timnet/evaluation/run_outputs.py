@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from timnet import timings
 from timnet.evaluation.reports import EvaluationReport
 from timnet.features.files import atomic_path
 
@@ -20,14 +21,15 @@ def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
     folder: Path = outcome.result_dir
     folder.mkdir(parents=True, exist_ok=True)
     written = {"history": folder / "history.json"}
-    with atomic_path(written["history"]) as tmp:
+    with timings.phase("history.json"), atomic_path(written["history"]) as tmp:
         tmp.write_text(json.dumps(outcome.histories, indent=1))
     if figures and any(outcome.histories):
-        from timnet.evaluation.figures import plot_curves
+        with timings.phase("curves figure"):
+            from timnet.evaluation.figures import plot_curves
 
-        titles = [f.name for f in outcome.report.folds]
-        titles += [f"fold {i + 1}" for i in range(len(titles), len(outcome.histories))]
-        written["curves"] = plot_curves(outcome.histories, folder / "curves.png", titles=titles)
+            titles = [f.name for f in outcome.report.folds]
+            titles += [f"fold {i + 1}" for i in range(len(titles), len(outcome.histories))]
+            written["curves"] = plot_curves(outcome.histories, folder / "curves.png", titles=titles)
     return written
 
 
@@ -35,15 +37,17 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
                        figures: bool = True, already: dict[str, Path] | None = None) -> dict[str, Path]:
     """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md.
     ``already``: files written before (training's history.json, curves.png) for summary.md's links."""
-    written = {**(already or {}), **report.write(folder, excel_name)}
+    with timings.phase("reports (metrics, predictions, workbook)"):
+        written = {**(already or {}), **report.write(folder, excel_name)}
     if figures:
-        from timnet.evaluation.figures import plot_confusion_matrix, plot_tsne
+        with timings.phase("confusion matrix figure"):
+            from timnet.evaluation.figures import plot_confusion_matrix, plot_tsne
 
-        summary = report.summary()
-        title = report.data  # the figure adds WA, UAR and the count itself
-        written["confusion_matrix"] = plot_confusion_matrix(
-            np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
-            title=title)
+            summary = report.summary()
+            title = report.data  # the figure adds WA, UAR and the count itself
+            written["confusion_matrix"] = plot_confusion_matrix(
+                np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
+                title=title)
         fused = [f.fused for f in report.folds if f.fused is not None]
         if fused and sum(len(f) for f in fused) >= 4:
             points = np.concatenate(fused)
@@ -53,8 +57,11 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
                 keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
                 points, labels = points[keep], labels[keep]
                 title += f", {TSNE_MAX_POINTS} random utterances"
-            written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png", title=title)
-    written["summary"] = write_summary(report, folder, written)
+            with timings.phase("t-SNE figure"):
+                written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png",
+                                            title=title)
+    with timings.phase("summary.md"):
+        written["summary"] = write_summary(report, folder, written)
     return written
 
 

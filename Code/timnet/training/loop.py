@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from timnet import keras_compat, paths
+from timnet import keras_compat, paths, timings
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
@@ -187,6 +187,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     notes: list[str] = []
     fold_model = FoldModel(config, input_shape, n_classes, strategy, reuse=reuse_model)
     done: list[int] = []  # folds trained to their last epoch (this process or an earlier one)
+    timings.mark("training begins")
     with stop.installed(), paths.removed_if_empty(reserved):
         for split in splits:
             if split.fold in state.completed:
@@ -199,11 +200,12 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             fold_start = time.perf_counter()
             progress = state.progress if state.progress and state.progress.fold == split.fold else None
             progress = progress or resume.FoldProgress(split.fold)
-            model = fold_model.start_fold(progress)
+            with timings.phase("model build or reset", split.fold):
+                model = fold_model.start_fold(progress)
             path = fold_weights_path(model_dir, config, split)
             saver = _StateSaver(state, progress, stop, enabled=chief)
             writer = WeightsWriter(path, model_metadata(config, features), best=config.protocol == "holdout",
-                                   before_write=saver)
+                                   before_write=saver, fold=split.fold)
             writer.best_loss, writer.best_epoch = progress.best_loss, progress.best_epoch
             writer.best_weights = progress.best_weights
             seeding = EpochSeeding(config.random_seed, split.fold, split.train)
@@ -218,9 +220,10 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
                 model._prebuilt = True
-            history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, steps_per_epoch=steps,
-                                callbacks=callbacks, initial_epoch=progress.epoch, verbose=_verbosity(verbose),
-                                shuffle=False)  # the dataset orders every epoch itself
+            with timings.phase("fit", split.fold):
+                history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, steps_per_epoch=steps,
+                                    callbacks=callbacks, initial_epoch=progress.epoch, verbose=_verbosity(verbose),
+                                    shuffle=False)  # the dataset orders every epoch itself
             fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
                             for k, vals in history.history.items()}
             histories.append(fold_history)
@@ -237,21 +240,26 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 break
             if config.protocol == "holdout" and writer.best_weights is not None:
                 model.set_weights(writer.best_weights)
-            centroids = _training_centroids(model, features, split)
+            with timings.phase("evaluation", split.fold):
+                centroids = _training_centroids(model, features, split)
             meta = model_metadata(config, features, centroids, writer.best_epoch)
-            save_weights(model, path, meta)
+            with timings.phase("weights file (final)", split.fold):
+                save_weights(model, path, meta)
             weights.append(path)
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
-            result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
-                              with_fused=True)
+            with timings.phase("evaluation", split.fold):
+                result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
+                                  with_fused=True)
             result.seconds = time.perf_counter() - fold_start
             folds.append(result)
             if chief:
-                tensorboard_logs.log_fold_confusion(log_dir, result, features.class_labels, features.name)
+                with timings.phase("TensorBoard confusion image", split.fold):
+                    tensorboard_logs.log_fold_confusion(log_dir, result, features.class_labels, features.name)
             if finished:
                 done.append(split.fold)
                 if chief:
-                    state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
+                    with timings.phase("resume state (fold end)", split.fold):
+                        state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
             if stop.requested:
                 if not finished:
                     notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
@@ -260,7 +268,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 break
         # Not training: after the last fold, so that it never holds the next fold back.
         if chief and weights:
-            _export_portable(fold_model, weights, config, features)
+            with timings.phase(".keras files"):
+                _export_portable(fold_model, weights, config, features)
         if not folds and stop.requested:
             raise KeyboardInterrupt  # exit 130: nothing was saved
         if not folds:
@@ -275,7 +284,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
         notes.append(f"continue this run with: {command}")
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes)
     if run_log_dir is not None and chief and complete:  # once per run, with its final figures
-        tensorboard_logs.log_run_hparams(run_log_dir, run, report)
+        with timings.phase("TensorBoard hparams"):
+            tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
                         command)
 
@@ -306,6 +316,7 @@ class _StateSaver:
             self.state.progress = self.progress
             self.state.save()
         self.seconds.append(time.perf_counter() - start)
+        timings.record("resume state", self.seconds[-1], self.progress.fold)
 
 
 def _export_portable(fold_model: FoldModel, weights: list[Path], config: TrainingConfig,
