@@ -197,7 +197,6 @@ FOLD_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("fit's own overhead", ("fit",), ("training steps", "validation", "epoch-end callbacks")),
     ("evaluation", ("evaluation",), ()),
     ("weights file (final)", ("weights file (final)",), ()),
-    ("TensorBoard confusion image", ("TensorBoard confusion image",), ()),
 ]
 RUN_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("process start (imports, data)", ("process start",), ()),
@@ -209,9 +208,14 @@ RUN_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("metrics, predictions", ("reports (metrics, predictions, workbook)",), ("workbook",)),
     ("workbook", ("workbook",), ()),
     ("confusion matrix figure", ("confusion matrix figure",), ()),
-    ("t-SNE figure", ("t-SNE figure",), ()),
+    ("t-SNE figure", ("t-SNE figure", "t-SNE figure (waiting and drawing)"), ()),
     ("summary.md", ("summary.md",), ()),
     ("process exit", ("process exit",), ()),
+]
+# Written by background threads while the main thread goes on: overlapping the rows above.
+BACKGROUND_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("TensorBoard confusion image", ("TensorBoard confusion image",), ()),
+    ("t-SNE embedding", ("t-SNE embedding (background)",), ()),
 ]
 
 
@@ -228,9 +232,11 @@ def print_breakdown(best: dict[str, RunTimes]) -> None:
     print(f"where the time goes, seconds (per fold: mean over {folds[names[0]]} folds; per run: the whole run):")
     print(f"  {'per fold':<32}" + "".join(f"{name:>11}" for name in names))
     accounted = dict.fromkeys(names, 0.0)
-    for rows, per_fold in ((FOLD_ROWS, True), (RUN_ROWS, False)):
-        if not per_fold:
-            print(f"  {'per run':<32}")
+    sections = ((FOLD_ROWS, True, ""), (RUN_ROWS, False, "per run"),
+                (BACKGROUND_ROWS, False, "in background threads (run totals, overlapping the above)"))
+    for rows, per_fold, title in sections:
+        if title:
+            print(f"  {title}")
         for label, added, subtracted in rows:
             values = {name: row_value(best[name].phases, added, subtracted) for name in names}
             if all(v is None for v in values.values()):
@@ -238,10 +244,12 @@ def print_breakdown(best: dict[str, RunTimes]) -> None:
             cells = ""
             for name in names:
                 v = values[name]
-                accounted[name] += v or 0.0
+                if rows is not BACKGROUND_ROWS:
+                    accounted[name] += v or 0.0
                 shown = v / folds[name] if per_fold and v is not None else v
                 cells += f"{'-':>11}" if shown is None else f"{shown:11.2f}"
             print(f"    {label:<30}{cells}")
+    print("  the rest")
     print(f"    {'unaccounted (run)':<30}" + "".join(f"{best[n].wall - accounted[n]:11.2f}" for n in names))
     print(f"    {'wall (run)':<30}" + "".join(f"{best[n].wall:11.2f}" for n in names))
 

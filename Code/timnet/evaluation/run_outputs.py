@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
 def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str | None = None,
                        figures: bool = True, already: dict[str, Path] | None = None) -> dict[str, Path]:
     """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md.
-    ``already``: files written before (training's history.json, curves.png) for summary.md's links."""
+    ``already``: files written before (training's history.json, curves.png) for summary.md's links.
+    The t-SNE embedding (the slow part) is computed in a background thread meanwhile."""
+    tsne = _start_tsne(report) if figures else None
     with timings.phase("reports (metrics, predictions, workbook)"):
         written = {**(already or {}), **report.write(folder, excel_name)}
     if figures:
@@ -48,21 +51,39 @@ def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str |
             written["confusion_matrix"] = plot_confusion_matrix(
                 np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
                 title=title)
-        fused = [f.fused for f in report.folds if f.fused is not None]
-        if fused and sum(len(f) for f in fused) >= 4:
-            points = np.concatenate(fused)
-            labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
-            title = f"{report.data}: fused features (t-SNE)"
-            if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
-                keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
-                points, labels = points[keep], labels[keep]
-                title += f", {TSNE_MAX_POINTS} random utterances"
-            with timings.phase("t-SNE figure"):
+        if tsne is not None:
+            points, labels, title, embedding = tsne
+            with timings.phase("t-SNE figure (waiting and drawing)"):
                 written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png",
-                                            title=title)
+                                            title=title, embedding=embedding.result())
     with timings.phase("summary.md"):
         written["summary"] = write_summary(report, folder, written)
     return written
+
+
+def _start_tsne(report: EvaluationReport) -> tuple[np.ndarray, np.ndarray, str, Future] | None:
+    """The t-SNE figure's points, labels and title, and its embedding being computed in a
+    background thread (None: too few points for a t-SNE)."""
+    fused = [f.fused for f in report.folds if f.fused is not None]
+    if not fused or sum(len(f) for f in fused) < 4:
+        return None
+    points = np.concatenate(fused)
+    labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
+    title = f"{report.data}: fused features (t-SNE)"
+    if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
+        keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
+        points, labels = points[keep], labels[keep]
+        title += f", {TSNE_MAX_POINTS} random utterances"
+    from timnet.evaluation.figures import tsne_embedding
+
+    def embed() -> np.ndarray:
+        with timings.phase("t-SNE embedding (background)"):
+            return tsne_embedding(points)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timnet-tsne")
+    future = pool.submit(embed)
+    pool.shutdown(wait=False)  # the thread ends with its one job
+    return points, labels, title, future
 
 
 def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Path]) -> Path:

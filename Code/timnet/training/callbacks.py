@@ -16,11 +16,13 @@ import numpy as np
 
 from timnet import timings
 from timnet.config import TrainingConfig
+from timnet.evaluation.reports import classification_metrics
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles.metadata import ModelMetadata
 from timnet.network.layers import model_head
+from timnet.network.losses import ConfusionUAR, find_metric
 from timnet.training.protocols import Split
 from timnet.training.weight_histograms import WeightHistograms
 
@@ -126,8 +128,25 @@ class PhaseTimer(keras.callbacks.Callback):
         return EpochEnd()
 
 
+# One validation pass per epoch: a softmax model compiles :class:`ConfusionUAR`, so fit's
+# validation pass yields the UAR too. False: the earlier second pass of ValidationUAR (the
+# reference the one pass is tested against; what an embedding head always does).
+ONE_VALIDATION_PASS = True
+
+
+def uar_from_counts(counts: np.ndarray) -> float:
+    """The UAR of a confusion matrix, computed exactly as the reports compute it from labels."""
+    counts = np.rint(counts).astype(np.int64)
+    truth, predicted = np.nonzero(counts)
+    repeats = counts[truth, predicted]
+    return classification_metrics(np.repeat(truth, repeats), np.repeat(predicted, repeats), len(counts))["UAR"]
+
+
 class ValidationUAR(keras.callbacks.Callback):
-    """Adds ``val_uar`` to the epoch logs (before TensorBoard writes them)."""
+    """Adds ``val_uar`` to the epoch logs (before TensorBoard writes them): from the
+    confusion counts of fit's own validation pass when the model compiled
+    :class:`ConfusionUAR` (a softmax head), else from a second pass over the validation
+    part (an embedding head needs the epoch's class centroids)."""
 
     def __init__(self, features: FeatureSet, train_index: np.ndarray, val_index: np.ndarray, fold: int = 0) -> None:
         super().__init__()
@@ -140,6 +159,10 @@ class ValidationUAR(keras.callbacks.Callback):
         if logs is None or not len(self.val_index):
             return
         start = time.perf_counter()
+        counts = find_metric(self.model, ConfusionUAR) if "val_loss" in logs else None
+        if counts is not None:  # the metric holds fit's validation pass (evaluate resets it first)
+            logs["val_uar"] = uar_from_counts(keras.ops.convert_to_numpy(counts.counts))
+            return
         centroids = None
         if model_head(self.model) == "embedding":
             emb = predict_array(self.model, self.features.x, self.centroid_index)

@@ -22,6 +22,7 @@ from timnet import keras_compat, paths, timings
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
+from timnet.evaluation.background import OutputWorker
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
@@ -30,7 +31,8 @@ from timnet.modelfiles import portable as portable_model
 from timnet.modelfiles.metadata import ModelMetadata
 from timnet.modelfiles.naming import portable_name, weights_file_name
 from timnet.network.layers import build_timnet_model, model_head
-from timnet.network.losses import NPairAccuracy, NPairLoss, smooth_labels
+from timnet.network.losses import ConfusionUAR, NPairAccuracy, NPairLoss, smooth_labels
+from timnet.training import callbacks as fold_callbacks_module
 from timnet.training import resume
 from timnet.training.callbacks import EpochSeeding, StopRequest, WeightsWriter, fold_callbacks, save_weights
 from timnet.training.data_pipeline import epoch_dataset, make_dataset
@@ -65,6 +67,8 @@ def build_model(config: TrainingConfig, input_shape: tuple[int, int], num_classe
                                       epsilon=1e-8)
     if config.head == "softmax":
         loss, metrics = keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if fold_callbacks_module.ONE_VALIDATION_PASS:  # fit's validation pass then gives val_uar too
+            metrics.append(ConfusionUAR(num_classes))
     else:
         loss, metrics = NPairLoss(), [NPairAccuracy()]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
@@ -188,13 +192,18 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     fold_model = FoldModel(config, input_shape, n_classes, strategy, reuse=reuse_model)
     done: list[int] = []  # folds trained to their last epoch (this process or an earlier one)
     timings.mark("training begins")
-    with stop.installed(), paths.removed_if_empty(reserved):
+    # Per-fold outputs the next fold does not need are written by a background thread.
+    with stop.installed(), paths.removed_if_empty(reserved), OutputWorker() as outputs:
         for split in splits:
             if split.fold in state.completed:
                 kept = state.load_fold(split.fold)
                 folds.append(kept.result)
                 weights.append(kept.weights)
                 histories.append(kept.history)
+                kept_log = config.log_dir / run / f"fold_{split.fold}"
+                if chief and not tensorboard_logs.has_fold_confusion(kept_log):  # killed before it was written
+                    outputs.submit("TensorBoard confusion image", split.fold, tensorboard_logs.log_fold_confusion,
+                                   kept_log, kept.result, features.class_labels, features.name)
                 done.append(split.fold)
                 continue
             fold_start = time.perf_counter()
@@ -253,8 +262,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             result.seconds = time.perf_counter() - fold_start
             folds.append(result)
             if chief:
-                with timings.phase("TensorBoard confusion image", split.fold):
-                    tensorboard_logs.log_fold_confusion(log_dir, result, features.class_labels, features.name)
+                outputs.submit("TensorBoard confusion image", split.fold, tensorboard_logs.log_fold_confusion,
+                               log_dir, result, features.class_labels, features.name)
             if finished:
                 done.append(split.fold)
                 if chief:
@@ -270,6 +279,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
         if chief and weights:
             with timings.phase(".keras files"):
                 _export_portable(fold_model, weights, config, features)
+        outputs.wait()  # every background output written before the run can count as complete
         if not folds and stop.requested:
             raise KeyboardInterrupt  # exit 130: nothing was saved
         if not folds:
