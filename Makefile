@@ -10,7 +10,7 @@ MAX_FOLDS ?=
 DEMO_EPOCHS ?= 50
 BENCH_EPOCHS ?= 10
 
-.PHONY: setup test test-slow lint demo bench bench-protocol bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb bench-deploy figures
+.PHONY: setup test test-slow lint demo bench bench-protocol bench-start bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb bench-deploy figures
 
 $(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: setup
 # reference driven as the original did; several minutes: make bench-protocol BENCH_EPOCHS=10
 bench-protocol: setup
 	$(PY) benchmarks/bench_protocol.py --epochs $(BENCH_EPOCHS)
+
+# --help and validation errors, each in a fresh interpreter (median of 7 rounds)
+bench-start: setup
+	$(PY) benchmarks/bench_start.py
 
 bench-inference-batch: setup
 	$(PY) benchmarks/bench_inference_batch.py

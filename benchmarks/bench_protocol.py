@@ -27,6 +27,13 @@ epoch minus a steady epoch) and the rest (model build, evaluation, outputs, and 
 process start-up shared out over the folds), and the ratio reference / ours.
 ``--histogram_freq`` (default 0, as the paper's code) adds TensorBoard weight
 histograms to both. The machine is shared: compare figures of one run only.
+
+Then where the time goes, for both runs (issue 21): per fold (the mean over the folds)
+the training steps, the validation passes, the epoch-end callbacks (weights file,
+resume state, TensorBoard), the evaluation and each per-fold output; per run the
+process start (launch to the first fold: imports, data, devices), every run-level
+output (``.keras`` files, figures, t-SNE, TensorBoard, workbook, reports) and the exit.
+Both children record these with :mod:`timnet.timings` (``TIMNET_TIMINGS=<file>``).
 """
 
 from __future__ import annotations
@@ -111,10 +118,11 @@ def write_features(path: Path, args: argparse.Namespace) -> Path:
 
 @dataclass
 class RunTimes:
-    """One run's wall time and its per-fold epoch times."""
+    """One run's wall time, its per-fold epoch times and where its time went."""
 
     wall: float
     epochs: list[list[float]] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # run total of each phase (fold rows: over all folds)
 
     @property
     def steady(self) -> float:
@@ -137,11 +145,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(cmd: list[str], log: Path, bar: object | None) -> tuple[float, list[str]]:
-    """Run ``cmd`` (output to ``log``), advance ``bar`` at each fold; (wall seconds, lines)."""
+def run_child(cmd: list[str], log: Path, bar: object | None) -> tuple[float, list[str], dict[str, float]]:
+    """Run ``cmd`` (output to ``log``), advance ``bar`` at each fold; (wall seconds, lines, phases)."""
     lines: list[str] = []
+    timing_file = log.with_suffix(".timings.json")
+    env = {**child_env(), "TIMNET_TIMINGS": str(timing_file)}
+    launched = time.time()
     start = time.perf_counter()
-    with open(log, "w") as out, subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
+    with open(log, "w") as out, subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                                  stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -151,10 +162,96 @@ def run_child(cmd: list[str], log: Path, bar: object | None) -> tuple[float, lis
                 bar.update(1)  # type: ignore[attr-defined]
         code = proc.wait()
     wall = time.perf_counter() - start
+    ended = launched + wall
     if code != 0:
         tail = "\n".join(lines[-30:])
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code} (log {log}):\n{tail}")
-    return wall, lines
+    return wall, lines, read_phases(timing_file, launched, ended)
+
+
+def read_phases(path: Path, launched: float, ended: float) -> dict[str, float]:
+    """A child's :mod:`timnet.timings` record: each phase's total over the run, plus the
+    process start (launch to the first fold) and exit (the end of ``main`` to the process end)."""
+    record = json.loads(path.read_text()) if path.is_file() else {"phases": [], "marks": {}}
+    phases: dict[str, float] = {}
+    for row in record["phases"]:
+        phases[row["phase"]] = phases.get(row["phase"], 0.0) + row["seconds"]
+    marks = record["marks"]
+    if "training begins" in marks:
+        phases["process start"] = marks["training begins"] - launched
+    if "exit" in marks:
+        phases["process exit"] = ended - marks["exit"]
+    return phases
+
+
+# The breakdown: (label, phases summed, phases subtracted), per fold then per run.
+FOLD_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("model build or reset", ("model build or reset",), ()),
+    ("training steps", ("training steps",), ()),
+    ("validation (fit's pass)", ("validation",), ()),
+    ("validation UAR pass", ("validation UAR pass",), ()),
+    ("weights file every epoch", ("weights file (every epoch)",), ()),
+    ("resume state", ("resume state", "resume state (fold end)"), ()),
+    ("other epoch-end callbacks", ("epoch-end callbacks",),
+     ("validation UAR pass", "weights file (every epoch)", "resume state")),
+    ("fit's own overhead", ("fit",), ("training steps", "validation", "epoch-end callbacks")),
+    ("evaluation", ("evaluation",), ()),
+    ("weights file (final)", ("weights file (final)",), ()),
+]
+RUN_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("process start (imports, data)", ("process start",), ()),
+    (".keras files", (".keras files",), ()),
+    ("TensorBoard hparams", ("TensorBoard hparams",), ()),
+    ("provenance", ("provenance",), ()),
+    ("history.json", ("history.json",), ()),
+    ("curves figure", ("curves figure",), ()),
+    ("metrics, predictions", ("reports (metrics, predictions, workbook)",), ("workbook",)),
+    ("workbook", ("workbook",), ()),
+    ("confusion matrix figure", ("confusion matrix figure",), ()),
+    ("t-SNE figure", ("t-SNE figure", "t-SNE figure (waiting and drawing)"), ()),
+    ("summary.md", ("summary.md",), ()),
+    ("process exit", ("process exit",), ()),
+]
+# Written by background threads while the main thread goes on: overlapping the rows above.
+BACKGROUND_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("TensorBoard confusion image", ("TensorBoard confusion image",), ()),
+    ("t-SNE embedding", ("t-SNE embedding (background)",), ()),
+]
+
+
+def row_value(phases: dict[str, float], added: tuple[str, ...], subtracted: tuple[str, ...]) -> float | None:
+    if not any(name in phases for name in added):
+        return None
+    return sum(phases.get(n, 0.0) for n in added) - sum(phases.get(n, 0.0) for n in subtracted)
+
+
+def print_breakdown(best: dict[str, RunTimes]) -> None:
+    """Where each run's time went: per fold (mean over folds), then per run; the rest is unaccounted."""
+    names = list(best)
+    folds = {name: len(t.epochs) for name, t in best.items()}
+    print(f"where the time goes, seconds (per fold: mean over {folds[names[0]]} folds; per run: the whole run):")
+    print(f"  {'per fold':<32}" + "".join(f"{name:>11}" for name in names))
+    accounted = dict.fromkeys(names, 0.0)
+    sections = ((FOLD_ROWS, True, ""), (RUN_ROWS, False, "per run"),
+                (BACKGROUND_ROWS, False, "in background threads (run totals, overlapping the above)"))
+    for rows, per_fold, title in sections:
+        if title:
+            print(f"  {title}")
+        for label, added, subtracted in rows:
+            values = {name: row_value(best[name].phases, added, subtracted) for name in names}
+            if all(v is None for v in values.values()):
+                continue
+            cells = ""
+            for name in names:
+                v = values[name]
+                if rows is not BACKGROUND_ROWS:
+                    accounted[name] += v or 0.0
+                shown = v / folds[name] if per_fold and v is not None else v
+                cells += f"{'-':>11}" if shown is None else f"{shown:11.2f}"
+            print(f"    {label:<30}{cells}")
+    print("  the rest")
+    print(f"    {'unaccounted (run)':<30}" + "".join(f"{best[n].wall - accounted[n]:11.2f}" for n in names))
+    print(f"    {'wall (run)':<30}" + "".join(f"{best[n].wall:11.2f}" for n in names))
 
 
 def ours_command(args: argparse.Namespace, data: Path, out: Path) -> list[str]:
@@ -171,7 +268,7 @@ def trained_folds(args: argparse.Namespace) -> int:
 
 
 def run_ours(args: argparse.Namespace, data: Path, out: Path, bar: object | None) -> RunTimes:
-    wall, _ = run_child(ours_command(args, data, out), out / "ours.log", bar)
+    wall, _, phases = run_child(ours_command(args, data, out), out / "ours.log", bar)
     histories = sorted((out / "results").glob("*/history.json"))
     if len(histories) != 1:
         raise RuntimeError(f"expected one history.json under {out / 'results'}, found {len(histories)}")
@@ -179,7 +276,7 @@ def run_ours(args: argparse.Namespace, data: Path, out: Path, bar: object | None
     epochs = [[float(t) for t in fold["epoch_time"]] for fold in folds]
     if len(epochs) != trained_folds(args) or any(len(fold) != args.epochs for fold in epochs):
         raise RuntimeError(f"{histories[0]}: expected {trained_folds(args)} folds of {args.epochs} epoch times")
-    return RunTimes(wall, epochs)
+    return RunTimes(wall, epochs, phases)
 
 
 def reference_command(args: argparse.Namespace, data: Path, out: Path) -> list[str]:
@@ -191,11 +288,11 @@ def reference_command(args: argparse.Namespace, data: Path, out: Path) -> list[s
 
 
 def run_reference(args: argparse.Namespace, data: Path, out: Path, bar: object | None) -> RunTimes:
-    wall, lines = run_child(reference_command(args, data, out), out / "reference.log", bar)
+    wall, lines, phases = run_child(reference_command(args, data, out), out / "reference.log", bar)
     results = [line[len(RESULT_MARK):] for line in lines if line.startswith(RESULT_MARK)]
     if not results:
         raise RuntimeError(f"the reference run printed no result (log {out / 'reference.log'})")
-    return RunTimes(wall, json.loads(results[-1])["epochs"])
+    return RunTimes(wall, json.loads(results[-1])["epochs"], phases)
 
 
 def reference_worker(args: argparse.Namespace) -> int:
@@ -204,6 +301,7 @@ def reference_worker(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.metrics import classification_report, confusion_matrix
 
+    from timnet import timings
     from timnet.config import make_config
     from timnet.features.files import load_features
     from timnet.network.losses import smooth_labels
@@ -211,14 +309,41 @@ def reference_worker(args: argparse.Namespace) -> int:
     from timnet.protocols import kfold_splits
 
     class EpochTimes(keras.callbacks.Callback):
+        """Epoch times; and, as our run records them, the training steps, the validation pass
+        and the epoch-end callbacks (here the checkpoint, which runs after this one)."""
+
+        def __init__(self, fold: int) -> None:
+            super().__init__()
+            self.fold = fold
+
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.times: list[float] = []
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.start = time.perf_counter()
 
+        def on_test_begin(self, logs: dict | None = None) -> None:
+            self.test_start = time.perf_counter()
+            timings.record("training steps", self.test_start - self.start, self.fold)
+
+        def on_test_end(self, logs: dict | None = None) -> None:
+            self.test_end = time.perf_counter()
+            timings.record("validation", self.test_end - self.test_start, self.fold)
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.times.append(time.perf_counter() - self.start)
+
+    class Checkpoint(keras.callbacks.ModelCheckpoint):
+        """The original's best-val_accuracy checkpoint, timed."""
+
+        def __init__(self, fold: int, *a: object, **k: object) -> None:
+            super().__init__(*a, **k)
+            self.fold = fold
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            with timings.phase("weights file (every epoch)", self.fold):
+                super().on_epoch_end(epoch, logs)
+            timings.record("epoch-end callbacks", time.perf_counter() - timer.test_end, self.fold)
 
     recipe = make_config({"recipe": "paper", "bidirection": True, "dilation_size": args.dilation_size,
                           "batch_size": args.batch_size, "epoch": args.epochs, "random_seed": args.seed})
@@ -227,28 +352,33 @@ def reference_worker(args: argparse.Namespace) -> int:
     out = Path(args.reference_out)
     keras.utils.set_random_seed(args.seed)
     epochs: list[list[float]] = []
-    for split in kfold_splits(len(features.labels), args.folds, args.seed)[: trained_folds(args)]:
+    splits = kfold_splits(len(features.labels), args.folds, args.seed)[: trained_folds(args)]
+    timings.mark("training begins")
+    for split in splits:
         print(f"{FOLD_MARK} {split.fold}", flush=True)
-        model = build_plain_timnet(x.shape[1:], y.shape[1], head="softmax", **recipe.architecture.as_dict())
-        model.compile(optimizer=keras.optimizers.Adam(recipe.lr, recipe.beta1, recipe.beta2, epsilon=1e-8),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        with timings.phase("model build or reset", split.fold):
+            model = build_plain_timnet(x.shape[1:], y.shape[1], head="softmax", **recipe.architecture.as_dict())
+            model.compile(optimizer=keras.optimizers.Adam(recipe.lr, recipe.beta1, recipe.beta2, epsilon=1e-8),
+                          loss="categorical_crossentropy", metrics=["accuracy"])
         weights = out / "reference_models" / f"{args.folds}-fold_weights_best_{split.fold}.weights.h5"
         weights.parent.mkdir(parents=True, exist_ok=True)
-        timer = EpochTimes()
-        callbacks = [timer, keras.callbacks.ModelCheckpoint(str(weights), monitor="val_accuracy", mode="max",
-                                                            save_best_only=True, save_weights_only=True)]
+        timer = EpochTimes(split.fold)
+        callbacks = [timer, Checkpoint(split.fold, str(weights), monitor="val_accuracy", mode="max",
+                                       save_best_only=True, save_weights_only=True)]
         if args.histogram_freq:
             callbacks.append(keras.callbacks.TensorBoard(str(out / "reference_log" / f"fold_{split.fold}"),
                                                          histogram_freq=args.histogram_freq))
         y_train = smooth_labels(y[split.train], recipe.label_smoothing)
-        model.fit(x[split.train], y_train, validation_data=(x[split.test], y[split.test]),
-                  batch_size=args.batch_size, epochs=args.epochs, verbose=2, callbacks=callbacks)
-        model.load_weights(str(weights))
-        model.evaluate(x[split.test], y[split.test], verbose=0)
-        predicted = np.argmax(model.predict(x[split.test], verbose=0), axis=1)
-        truth = np.argmax(y[split.test], axis=1)
-        confusion_matrix(truth, predicted, labels=range(y.shape[1]))
-        classification_report(truth, predicted, labels=range(y.shape[1]), output_dict=True, zero_division=0)
+        with timings.phase("fit", split.fold):
+            model.fit(x[split.train], y_train, validation_data=(x[split.test], y[split.test]),
+                      batch_size=args.batch_size, epochs=args.epochs, verbose=2, callbacks=callbacks)
+        with timings.phase("evaluation", split.fold):
+            model.load_weights(str(weights))
+            model.evaluate(x[split.test], y[split.test], verbose=0)
+            predicted = np.argmax(model.predict(x[split.test], verbose=0), axis=1)
+            truth = np.argmax(y[split.test], axis=1)
+            confusion_matrix(truth, predicted, labels=range(y.shape[1]))
+            classification_report(truth, predicted, labels=range(y.shape[1]), output_dict=True, zero_division=0)
         epochs.append(timer.times)
     print(RESULT_MARK + json.dumps({"epochs": epochs}), flush=True)
     return 0
@@ -292,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<9}: wall {t.wall:7.1f} s; steady epoch {t.steady:6.2f} s; fixed cost per fold {fixed:6.2f} s "
               f"= first epoch extra {t.first_extra:6.2f} s + build, evaluation, outputs and start "
               f"{fixed - t.first_extra:6.2f} s")
+    print_breakdown(best)
     ours, ref = best["ours"], best["reference"]
     print(f"ratio (reference / ours): wall x{ref.wall / ours.wall:.2f}, steady epoch x{ref.steady / ours.steady:.2f}, "
           f"fixed cost per fold x{ref.fixed_per_fold(args.epochs) / ours.fixed_per_fold(args.epochs):.2f}; "

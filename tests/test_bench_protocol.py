@@ -39,6 +39,17 @@ def test_bench_protocol_prints_walls_fixed_costs_and_ratios(repo_root: Path, tmp
         # The printed figures are rounded to 0.1 s (wall) or 0.01 s: the ratio lies within their bounds.
         low, high = (reference - 0.05) / (ours + 0.05), (reference + 0.05) / max(ours - 0.05, 1e-3)
         assert low - 0.01 <= ratio <= high + 0.01, (ratio, ours, reference)
+    # The breakdown: per fold and per run, both columns, adding up to each wall time.
+    assert "where the time goes" in out
+    rows = {m[1].strip(): (m[2], m[4]) for m in re.finditer(rf"^    (\S.*?)\s+({NUMBER}|-)\s+({NUMBER}|-)$", out, re.MULTILINE)}
+    for label in ("training steps", "validation (fit's pass)", "evaluation", "weights file every epoch",
+                  "process start (imports, data)", ".keras files", "TensorBoard confusion image", "curves figure",
+                  "confusion matrix figure", "t-SNE figure", "workbook", "process exit", "wall (run)"):
+        assert label in rows, (label, out)
+    for name, column in (("ours", 0), ("reference", 1)):
+        assert float(rows["training steps"][column]) > 0 and float(rows["process start (imports, data)"][column]) > 0
+        assert abs(float(rows["wall (run)"][column]) - figures[name][0]) <= 0.06
+    assert rows["t-SNE figure"][1] == "-"  # the reference draws no figures
     # Both runs really ran the protocol: our run's reports, the reference's per-fold weights.
     assert len(list(tmp_path.glob("ours_1/results/*/metrics.json"))) == 1
     assert len(list(tmp_path.glob("reference_1/reference_models/*.weights.h5"))) == folds

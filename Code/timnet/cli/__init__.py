@@ -170,18 +170,25 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> Parser:
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The ``timnet`` parser. Given the command line ``argv``, only the subcommand it
+    names gets its flags (none for ``timnet --help``): some flags' defaults live in
+    modules that are slow to import, and a command should not pay for the others'."""
     parser = Parser(prog="timnet", description="TIM-Net for speech emotion recognition.")
     parser.add_argument("--version", action="version", version=f"timnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for name, (add, _, summary, example) in COMMANDS.items():
-        add(sub.add_parser(name, help=summary, description=summary, epilog=epilog(example)))
+        command = sub.add_parser(name, help=summary, description=summary, epilog=epilog(example))
+        if wanted is None or wanted == name:
+            add(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``timnet`` console command (also ``python -m timnet``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     return run_command(lambda: COMMANDS[args.command][1](args))
 

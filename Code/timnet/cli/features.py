@@ -81,9 +81,6 @@ def check_name(name: str) -> str:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from timnet.features.extract import extract_corpus, print_report
-    from timnet.features.mfcc import default_jobs  # librosa loads with the command, not with --help
-
     root = user_path(args.input)
     if not root.is_dir():
         raise UserError(f"--input {args.input}: input folder not found (give the corpus folder as published)")
@@ -93,6 +90,9 @@ def run_extract(args: argparse.Namespace) -> int:
     target = output / f"{spec.name}.npy"
     if target.exists() and not args.overwrite:
         raise UserError(f"{target}: the feature file exists; give --overwrite to replace it, or --name for another")
+    from timnet.features.extract import extract_corpus, print_report  # librosa: after the checks
+    from timnet.features.mfcc import default_jobs
+
     print_report(extract_corpus(spec, root, output, args.jobs or default_jobs(), progress=not args.no_progress))
     return 0
 
@@ -112,10 +112,6 @@ def add_esd(parser: argparse.ArgumentParser) -> None:
 
 def run_esd(args: argparse.Namespace) -> int:
     """ESD's train and test splits (as the seed did), replacing the seed's own outputs."""
-    from timnet.features.extract import extract_corpus, print_report
-    from timnet.features.files import describe_existing
-    from timnet.features.mfcc import default_jobs
-
     splits = ["train", "test"] + (["evaluation"] if args.evaluation else [])
     root = user_path(args.input)
     if not root.is_dir():
@@ -125,6 +121,10 @@ def run_esd(args: argparse.Namespace) -> int:
     specs = [esd.spec(split, args.mean_signal_length) for split in splits]
     for spec in specs:  # every split must be there before anything is written
         spec.list_utterances(root)
+    from timnet.features.extract import extract_corpus, print_report  # librosa: after the checks
+    from timnet.features.files import describe_existing
+    from timnet.features.mfcc import default_jobs
+
     for spec in specs:
         previous = describe_existing(output / f"{spec.name}.npy")
         print_report(extract_corpus(spec, root, output, args.jobs or default_jobs(), progress=not args.no_progress))
@@ -152,12 +152,12 @@ def add_mix(parser: argparse.ArgumentParser) -> None:
 
 def run_mix(args: argparse.Namespace) -> int:
     """Merge the corpora of ``--mfcc_dir`` into INTERSECT (replacing the seed's own output, and saying so)."""
-    from timnet.features.files import describe_existing, write_npy_dict
-    from timnet.features.mix import OUTPUT_NAME, class_counts, find_inputs, load_inputs, mix
-
     mfcc_dir = user_path(args.mfcc_dir)
     if not mfcc_dir.is_dir():
         raise UserError(f"--mfcc_dir {args.mfcc_dir}: feature folder not found")
+    from timnet.features.files import describe_existing, write_npy_dict  # NumPy: after the first check
+    from timnet.features.mix import OUTPUT_NAME, class_counts, find_inputs, load_inputs, mix
+
     output = user_path(args.output) if args.output else mfcc_dir / OUTPUT_NAME
     if output.is_dir():
         raise UserError(f"--output {output}: must be a file name, not a folder")

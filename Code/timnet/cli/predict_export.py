@@ -28,8 +28,6 @@ def result_folder(result_path: Path) -> Path:
 def run_predict(args: argparse.Namespace) -> int:
     """Score ``--wav`` with ``--test_path``; exit 2 when no file could be scored."""
     from timnet.features.audio_formats import suffix_list
-    from timnet.inference.featurise import featurise_files, find_audio
-    from timnet.modelfiles.loading import peek_preprocessing
     from timnet.modelfiles.naming import resolve_model_file
 
     if not args.wav:
@@ -41,6 +39,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give at least 1")
     paths.check_writable(Path(args.result_path), "--result_path")
+    from timnet.inference.featurise import featurise_files, find_audio  # NumPy: after the flags
+
     wav = user_path(args.wav)
     files = find_audio(wav)
     if not files:
@@ -50,6 +50,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if is_exported(source):
         return _predict_exported(args, source, files, wav)
+
+    from timnet.modelfiles.loading import peek_preprocessing  # NumPy: after the checks above
     # Features first, while TensorFlow is not loaded: workers can then be forked (fast).
     peek = peek_preprocessing(source, args.data)
     featurised = featurise_files(files, *peek, args.window_hop, args.jobs) if peek else None
@@ -124,6 +126,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
     paths.check_writable(output.parent, "--output", output)
     source = resolve_model_file(user_path(args.test_path), args.fold)
+
     head, has_centroids = file_head(source)
     features = None
     if head == "embedding" and not has_centroids:

@@ -11,8 +11,6 @@ from timnet import paths
 from timnet.cli.common import user_path
 from timnet.cli.options import architecture_overrides, config_from_args, given_settings
 from timnet.errors import UserError
-from timnet.evaluation import provenance
-from timnet.features.files import load_data
 
 SEED_TEST_PATH = "Test_Models/INTERSECT_46_dilation_8_dropout_05_add_esd_npairLoss"
 
@@ -82,6 +80,9 @@ def default_test_path(model_path: Path) -> Path:
 def run_test(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC)
     config = config_from_args(args)
+    from timnet.evaluation import provenance  # imported here, as NumPy and the rest: a flag error needs none
+    from timnet.features.files import load_data
+
     overrides = architecture_overrides(args)
     config = config.replace(model_path=paths.resolve(config.model_path), result_path=paths.resolve(config.result_path))
     paths.check_writable(config.result_path, "--result_path")

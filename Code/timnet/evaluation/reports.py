@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, recall_score
 
+from timnet import timings
 from timnet.features.files import atomic_path
 from timnet.jsonable import json_default
 
@@ -232,7 +233,7 @@ class EvaluationReport:
             # 7 significant digits: the float32 scores exactly, without float64 noise.
             self.prediction_table().to_csv(tmp, index=False, float_format="%.7g")
         paths["workbook"] = folder / (excel_name or "results.xlsx")
-        with atomic_path(paths["workbook"]) as tmp:
+        with timings.phase("workbook"), atomic_path(paths["workbook"]) as tmp:
             write_workbook(tmp, self)
         return paths
 

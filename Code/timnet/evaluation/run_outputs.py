@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from timnet import timings
 from timnet.evaluation.reports import EvaluationReport
 from timnet.features.files import atomic_path
 
@@ -20,42 +22,68 @@ def write_train_outputs(outcome: Any, figures: bool = True) -> dict[str, Path]:
     folder: Path = outcome.result_dir
     folder.mkdir(parents=True, exist_ok=True)
     written = {"history": folder / "history.json"}
-    with atomic_path(written["history"]) as tmp:
+    with timings.phase("history.json"), atomic_path(written["history"]) as tmp:
         tmp.write_text(json.dumps(outcome.histories, indent=1))
     if figures and any(outcome.histories):
-        from timnet.evaluation.figures import plot_curves
+        with timings.phase("curves figure"):
+            from timnet.evaluation.figures import plot_curves
 
-        titles = [f.name for f in outcome.report.folds]
-        titles += [f"fold {i + 1}" for i in range(len(titles), len(outcome.histories))]
-        written["curves"] = plot_curves(outcome.histories, folder / "curves.png", titles=titles)
+            titles = [f.name for f in outcome.report.folds]
+            titles += [f"fold {i + 1}" for i in range(len(titles), len(outcome.histories))]
+            written["curves"] = plot_curves(outcome.histories, folder / "curves.png", titles=titles)
     return written
 
 
 def write_test_outputs(report: EvaluationReport, folder: Path, excel_name: str | None = None,
                        figures: bool = True, already: dict[str, Path] | None = None) -> dict[str, Path]:
     """metrics.json, predictions.npz, the workbook, confusion_matrix.png, tsne.png, summary.md.
-    ``already``: files written before (training's history.json, curves.png) for summary.md's links."""
-    written = {**(already or {}), **report.write(folder, excel_name)}
+    ``already``: files written before (training's history.json, curves.png) for summary.md's links.
+    The t-SNE embedding (the slow part) is computed in a background thread meanwhile."""
+    tsne = _start_tsne(report) if figures else None
+    with timings.phase("reports (metrics, predictions, workbook)"):
+        written = {**(already or {}), **report.write(folder, excel_name)}
     if figures:
-        from timnet.evaluation.figures import plot_confusion_matrix, plot_tsne
+        with timings.phase("confusion matrix figure"):
+            from timnet.evaluation.figures import plot_confusion_matrix, plot_tsne
 
-        summary = report.summary()
-        title = report.data  # the figure adds WA, UAR and the count itself
-        written["confusion_matrix"] = plot_confusion_matrix(
-            np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
-            title=title, row_labels=summary.get("confusion_rows"))
-        fused = [f.fused for f in report.folds if f.fused is not None]
-        if fused and sum(len(f) for f in fused) >= 4:
-            points = np.concatenate(fused)
-            labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
-            title = f"{report.data}: fused features (t-SNE)"
-            if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
-                keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
-                points, labels = points[keep], labels[keep]
-                title += f", {TSNE_MAX_POINTS} random utterances"
-            written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png", title=title)
-    written["summary"] = write_summary(report, folder, written)
+            summary = report.summary()
+            title = report.data  # the figure adds WA, UAR and the count itself
+            written["confusion_matrix"] = plot_confusion_matrix(
+                np.asarray(summary["confusion_matrix"]), list(report.class_labels), folder / "confusion_matrix.png",
+                title=title, row_labels=summary.get("confusion_rows"))
+        if tsne is not None:
+            points, labels, title, embedding = tsne
+            with timings.phase("t-SNE figure (waiting and drawing)"):
+                written["tsne"] = plot_tsne(points, labels, list(report.class_labels), folder / "tsne.png",
+                                            title=title, embedding=embedding.result())
+    with timings.phase("summary.md"):
+        written["summary"] = write_summary(report, folder, written)
     return written
+
+
+def _start_tsne(report: EvaluationReport) -> tuple[np.ndarray, np.ndarray, str, Future] | None:
+    """The t-SNE figure's points, labels and title, and its embedding being computed in a
+    background thread (None: too few points for a t-SNE)."""
+    fused = [f.fused for f in report.folds if f.fused is not None]
+    if not fused or sum(len(f) for f in fused) < 4:
+        return None
+    points = np.concatenate(fused)
+    labels = np.concatenate([f.y_true for f in report.folds if f.fused is not None])
+    title = f"{report.data}: fused features (t-SNE)"
+    if len(points) > TSNE_MAX_POINTS:  # t-SNE is quadratic-ish: a stratified-enough random sample
+        keep = np.sort(np.random.default_rng(0).permutation(len(points))[:TSNE_MAX_POINTS])
+        points, labels = points[keep], labels[keep]
+        title += f", {TSNE_MAX_POINTS} random utterances"
+    from timnet.evaluation.figures import tsne_embedding
+
+    def embed() -> np.ndarray:
+        with timings.phase("t-SNE embedding (background)"):
+            return tsne_embedding(points)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timnet-tsne")
+    future = pool.submit(embed)
+    pool.shutdown(wait=False)  # the thread ends with its one job
+    return points, labels, title, future
 
 
 def write_summary(report: EvaluationReport, folder: Path, written: dict[str, Path]) -> Path:

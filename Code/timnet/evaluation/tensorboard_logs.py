@@ -9,6 +9,9 @@ final metrics; with several folds, fold ``i``'s confusion image goes to
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from tensorboard.plugins.hparams import api as hp
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 
 CONFUSION_TAG = "confusion_matrix"
+CONFUSION_SUFFIX = ".confusion"  # the event file of a fold's confusion image (renamed into place when complete)
 METRIC_TAGS = {"WAR": "hparams/WAR", "UAR": "hparams/UAR", "macro_F1": "hparams/macro_F1"}  # the HParams columns
 # Settings that say where files go, not how the model was made: no hyper-parameters.
 _NOT_HPARAMS = {"model_path", "result_path", "log_dir", "test_path", "resume"}
@@ -50,12 +54,25 @@ def log_fold_confusion(log_dir: Path, fold: FoldResult, class_labels: tuple[str,
     cm = fold.metrics(len(class_labels))["confusion_matrix"]
     png = confusion_png(np.asarray(cm), list(class_labels), title=f"{data}: {fold.name}")
     image = tf.io.decode_png(png, channels=3)[tf.newaxis]
-    writer = tf.summary.create_file_writer(str(log_dir))
-    with writer.as_default():
-        tf.summary.image(CONFUSION_TAG, image, step=fold.fold,
-                         description=f"Confusion matrix of {fold.name} (rows: true class, columns: predicted)")
-    writer.close()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for partial in log_dir.glob(".confusion-*"):  # what a killed writer left
+        shutil.rmtree(partial, ignore_errors=True)
+    # Written beside, then renamed into place: an image file in the folder is a complete one
+    # (it may be written in the background; a resume redraws a fold's image that is missing).
+    with tempfile.TemporaryDirectory(dir=log_dir, prefix=".confusion-") as tmp:
+        writer = tf.summary.create_file_writer(tmp, filename_suffix=CONFUSION_SUFFIX)
+        with writer.as_default():
+            tf.summary.image(CONFUSION_TAG, image, step=fold.fold,
+                             description=f"Confusion matrix of {fold.name} (rows: true class, columns: predicted)")
+        writer.close()
+        for event_file in Path(tmp).iterdir():
+            os.replace(event_file, log_dir / event_file.name)
     return log_dir
+
+
+def has_fold_confusion(log_dir: Path) -> bool:
+    """Whether ``log_dir`` holds a complete confusion image (see :func:`log_fold_confusion`)."""
+    return any(log_dir.glob(f"events.out.tfevents.*{CONFUSION_SUFFIX}"))
 
 
 def log_run_hparams(log_dir: Path, run: str, report: EvaluationReport) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from timnet.errors import UserError
-from timnet.features import corpora, mfcc
+from timnet.features import corpora
 from timnet.features.audio_formats import find_audio_files
 from timnet.features.audio_io import read_signal
 
@@ -59,6 +59,8 @@ def window_starts(n_samples: int, length: int, hop: int) -> list[int]:
 def signal_windows(signal: np.ndarray, length: int, hop: int | None) -> tuple[np.ndarray, list[int]]:
     """(windows, length) centred signal windows and their starts: the centred window
     (``hop`` None, as in training) or every window ``hop`` samples apart."""
+    from timnet.features import mfcc
+
     if hop is None:
         return mfcc.centre_signal(signal, length)[None].astype(np.float32), [0]
     if signal.size == 0:
@@ -69,6 +71,8 @@ def signal_windows(signal: np.ndarray, length: int, hop: int | None) -> tuple[np
 
 def waveform_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
     """The signal windows of one file (a worker's job) for a model with the MFCC front end inside."""
+    from timnet.features import mfcc
+
     index, path, length, _n_mfcc, hop = task
     try:
         with warnings.catch_warnings():
@@ -86,6 +90,8 @@ def waveform_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
 def featurise_one(task: tuple[int, str, int, int, int | None]) -> FileFeatures:
     """MFCCs of one file (a worker's job): the centred window (``hop`` None, as in
     training) or every window ``hop`` samples apart; or why the file failed."""
+    from timnet.features import mfcc  # librosa: loaded by the work, not by the command's checks
+
     index, path, length, n_mfcc, hop = task
     try:
         with warnings.catch_warnings():  # librosa warns before trying audioread; the failure says it all
@@ -157,6 +163,8 @@ def featurise_files(files: Sequence[str | Path], mean_signal_length: int, n_mfcc
     :data:`PARALLEL_MIN_FILES` files on (:data:`PARALLEL_MIN_FILES_SPAWN` once
     TensorFlow is loaded); fewer files, or one, run in this process. ``worker``: what one
     file becomes (default its MFCC windows; a waveform-input model takes the signal windows)."""
+    from timnet.features import mfcc  # librosa: loaded by the work, not by the command's checks
+
     if window_hop is not None and not window_hop > 0:
         raise UserError(f"--window_hop {window_hop}: give a positive number of seconds")
     if jobs is not None and jobs < 1:

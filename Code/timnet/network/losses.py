@@ -60,3 +60,46 @@ def smooth_labels(y: Any, smoothing: float) -> Any:
     if smoothing <= 0:
         return y
     return y * (1.0 - smoothing) + smoothing / y.shape[-1]
+
+
+@keras.saving.register_keras_serializable(package="TIMNet")
+class ConfusionUAR(keras.metrics.Metric):
+    """Unweighted average recall (mean recall over the classes present) of a softmax head,
+    from a confusion matrix accumulated batch by batch. Compiled into the model, so that
+    ``fit``'s one validation pass gives ``val_uar`` beside ``val_loss`` and ``val_accuracy``;
+    :attr:`counts` (rows: true class, columns: predicted) is what the exact figure is computed
+    from (:func:`uar_from_counts`)."""
+
+    def __init__(self, num_classes: int, name: str = "uar", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = int(num_classes)
+        self.counts = self.add_variable(shape=(self.num_classes, self.num_classes), initializer="zeros",
+                                        dtype="float32", aggregation="sum", name="counts")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        truth = ops.one_hot(ops.argmax(y_true, axis=-1), self.num_classes, dtype="float32")
+        predicted = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes, dtype="float32")
+        self.counts.assign_add(ops.matmul(ops.transpose(truth), predicted))
+
+    def result(self) -> Any:
+        support = ops.sum(self.counts, axis=1)
+        present = ops.cast(support > 0, "float32")
+        recall = ops.diagonal(self.counts) / ops.maximum(support, 1.0)
+        return ops.sum(recall * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def reset_state(self) -> None:
+        self.counts.assign(ops.zeros_like(self.counts))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
+
+
+def find_metric(model: Any, kind: type) -> Any:
+    """The compiled metric of type ``kind`` in ``model`` (Keras nests them), or None."""
+    pending = list(getattr(model, "metrics", []))
+    while pending:
+        metric = pending.pop(0)
+        if isinstance(metric, kind):
+            return metric
+        pending.extend(getattr(metric, "metrics", []) or [])
+    return None

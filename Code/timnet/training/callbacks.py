@@ -14,12 +14,15 @@ from typing import Any
 import keras
 import numpy as np
 
+from timnet import timings
 from timnet.config import TrainingConfig
+from timnet.evaluation.reports import classification_metrics
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles.metadata import ModelMetadata
 from timnet.network.layers import model_head
+from timnet.network.losses import ConfusionUAR, find_metric
 from timnet.protocols import Split
 from timnet.training.weight_histograms import WeightHistograms
 
@@ -91,12 +94,63 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time"] = time.perf_counter() - self.start
 
 
-class ValidationUAR(keras.callbacks.Callback):
-    """Adds ``val_uar`` to the epoch logs (before TensorBoard writes them)."""
+class PhaseTimer(keras.callbacks.Callback):
+    """Records each epoch's training steps (epoch begin to the validation pass) and fit's
+    validation pass in :mod:`timnet.timings`; :meth:`epoch_end` is a second callback, put
+    last, that records the epoch-end callbacks (weights file, resume state, TensorBoard)."""
 
-    def __init__(self, features: FeatureSet, train_index: np.ndarray, val_index: np.ndarray) -> None:
+    def __init__(self, fold: int) -> None:
         super().__init__()
-        self.features = features
+        self.fold = fold
+        self.start = self.test_start = self.test_end = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = self.test_end = time.perf_counter()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self.test_start = time.perf_counter()
+        timings.record("training steps", self.test_start - self.start, self.fold)
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self.test_end = time.perf_counter()
+        timings.record("validation", self.test_end - self.test_start, self.fold)
+
+    def epoch_end(self) -> keras.callbacks.Callback:
+        timer = self
+
+        class EpochEnd(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                if timer.test_end > timer.start:
+                    timings.record("epoch-end callbacks", time.perf_counter() - timer.test_end, timer.fold)
+                else:  # no validation pass: the whole epoch was training steps
+                    timings.record("training steps", time.perf_counter() - timer.start, timer.fold)
+
+        return EpochEnd()
+
+
+# One validation pass per epoch: a softmax model compiles :class:`ConfusionUAR`, so fit's
+# validation pass yields the UAR too. False: the earlier second pass of ValidationUAR (the
+# reference the one pass is tested against; what an embedding head always does).
+ONE_VALIDATION_PASS = True
+
+
+def uar_from_counts(counts: np.ndarray) -> float:
+    """The UAR of a confusion matrix, computed exactly as the reports compute it from labels."""
+    counts = np.rint(counts).astype(np.int64)
+    truth, predicted = np.nonzero(counts)
+    repeats = counts[truth, predicted]
+    return classification_metrics(np.repeat(truth, repeats), np.repeat(predicted, repeats), len(counts))["UAR"]
+
+
+class ValidationUAR(keras.callbacks.Callback):
+    """Adds ``val_uar`` to the epoch logs (before TensorBoard writes them): from the
+    confusion counts of fit's own validation pass when the model compiled
+    :class:`ConfusionUAR` (a softmax head), else from a second pass over the validation
+    part (an embedding head needs the epoch's class centroids)."""
+
+    def __init__(self, features: FeatureSet, train_index: np.ndarray, val_index: np.ndarray, fold: int = 0) -> None:
+        super().__init__()
+        self.features, self.fold = features, fold
         self.val_index = val_index
         rng = np.random.default_rng(0)
         self.centroid_index = np.sort(rng.permutation(train_index)[:2048])
@@ -104,12 +158,18 @@ class ValidationUAR(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None or not len(self.val_index):
             return
+        start = time.perf_counter()
+        counts = find_metric(self.model, ConfusionUAR) if "val_loss" in logs else None
+        if counts is not None:  # the metric holds fit's validation pass (evaluate resets it first)
+            logs["val_uar"] = uar_from_counts(keras.ops.convert_to_numpy(counts.counts))
+            return
         centroids = None
         if model_head(self.model) == "embedding":
             emb = predict_array(self.model, self.features.x, self.centroid_index)
             centroids = class_centroids(emb, self.features.labels[self.centroid_index], self.features.y.shape[1])
         result = evaluate(self.model, self.features, self.val_index, 0, "", centroids)
         logs["val_uar"] = result.metrics(self.features.y.shape[1])["UAR"]
+        timings.record("validation UAR pass", time.perf_counter() - start, self.fold)
 
 
 class EpochSeeding(keras.callbacks.Callback):
@@ -145,7 +205,7 @@ class WeightsWriter(keras.callbacks.Callback):
     a weights file always has the state that produced it."""
 
     def __init__(self, path: Path, metadata: ModelMetadata, best: bool,
-                 before_write: Callable[[WeightsWriter, int, dict], None] | None = None) -> None:
+                 before_write: Callable[[WeightsWriter, int, dict], None] | None = None, fold: int = 0) -> None:
         super().__init__()
         self.path, self.metadata, self.best = path, metadata, best
         self.before_write = before_write
@@ -153,6 +213,7 @@ class WeightsWriter(keras.callbacks.Callback):
         self.best_epoch: int | None = None
         self.best_weights: list[np.ndarray] | None = None
         self.diverged_at: int | None = None  # the epoch whose training loss was not finite
+        self.fold = fold
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -174,7 +235,8 @@ class WeightsWriter(keras.callbacks.Callback):
         if self.before_write is not None:
             self.before_write(self, epoch, logs)
         if improved:
-            save_weights(self.model, self.path, dataclasses.replace(self.metadata, epoch=self.best_epoch))
+            with timings.phase("weights file (every epoch)", self.fold):
+                save_weights(self.model, self.path, dataclasses.replace(self.metadata, epoch=self.best_epoch))
 
 
 def save_weights(model: keras.Model, path: Path, metadata: ModelMetadata) -> Path:
@@ -188,12 +250,13 @@ def fold_callbacks(config: TrainingConfig, features: FeatureSet, split: Split, w
                    seeding: EpochSeeding | None = None) -> list[keras.callbacks.Callback]:
     """What runs around every epoch of a fold: the epoch's seeding, timing, validation
     UAR, Ctrl-C, the weights file and (on the chief, ``log_dir`` given) TensorBoard."""
-    callbacks: list[keras.callbacks.Callback] = [EpochTimer(), StopOnRequest(interrupt), writer]
+    phases = PhaseTimer(split.fold)
+    callbacks: list[keras.callbacks.Callback] = [EpochTimer(), phases, StopOnRequest(interrupt), writer]
     if log_dir is not None:
-        callbacks.insert(1, ValidationUAR(features, split.train, split.validation))
+        callbacks.insert(1, ValidationUAR(features, split.train, split.validation, split.fold))
         # Scalars from Keras' callback; the weight histograms from ours (much cheaper).
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0))
         callbacks.append(WeightHistograms(log_dir, config.histogram_freq))
     if seeding is not None:
         callbacks.insert(0, seeding)
-    return callbacks
+    return callbacks + [phases.epoch_end()]

@@ -17,10 +17,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from timnet import keras_compat, paths, protocols
+from timnet import keras_compat, paths, protocols, timings
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
+from timnet.evaluation.background import OutputWorker
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
 from timnet.features.files import FeatureSet
@@ -29,8 +30,9 @@ from timnet.modelfiles import portable as portable_model
 from timnet.modelfiles.metadata import ModelMetadata
 from timnet.modelfiles.naming import portable_name
 from timnet.network.layers import build_timnet_model, model_head
-from timnet.network.losses import NPairAccuracy, NPairLoss, smooth_labels
+from timnet.network.losses import ConfusionUAR, NPairAccuracy, NPairLoss, smooth_labels
 from timnet.protocols import FoldIdentity, Split
+from timnet.training import callbacks as fold_callbacks_module
 from timnet.training import resume
 from timnet.training.callbacks import EpochSeeding, StopRequest, WeightsWriter, fold_callbacks, save_weights
 from timnet.training.data_pipeline import epoch_dataset, make_dataset
@@ -61,6 +63,8 @@ def build_model(config: TrainingConfig, input_shape: tuple[int, int], num_classe
                                       epsilon=1e-8)
     if config.head == "softmax":
         loss, metrics = keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if fold_callbacks_module.ONE_VALIDATION_PASS:  # fit's validation pass then gives val_uar too
+            metrics.append(ConfusionUAR(num_classes))
     else:
         loss, metrics = NPairLoss(), [NPairAccuracy()]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
@@ -184,25 +188,32 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     notes: list[str] = []
     fold_model = FoldModel(config, input_shape, n_classes, strategy, reuse=reuse_model)
     done: list[int] = []  # folds trained to their last epoch (this process or an earlier one)
-    with stop.installed(), paths.removed_if_empty(reserved):
+    timings.mark("training begins")
+    # Per-fold outputs the next fold does not need are written by a background thread.
+    with stop.installed(), paths.removed_if_empty(reserved), OutputWorker() as outputs:
         for split in splits:
             if split.fold in state.completed:
                 kept = state.load_fold(split.fold)
                 folds.append(kept.result)
                 weights.append(kept.weights)
                 histories.append(kept.history)
+                kept_log = config.log_dir / run / f"fold_{split.fold}"
+                if chief and not tensorboard_logs.has_fold_confusion(kept_log):  # killed before it was written
+                    outputs.submit("TensorBoard confusion image", split.fold, tensorboard_logs.log_fold_confusion,
+                                   kept_log, kept.result, features.class_labels, features.name)
                 done.append(split.fold)
                 continue
             fold_start = time.perf_counter()
             progress = state.progress if state.progress and state.progress.fold == split.fold else None
             progress = progress or resume.FoldProgress(split.fold)
-            model = fold_model.start_fold(progress)
+            with timings.phase("model build or reset", split.fold):
+                model = fold_model.start_fold(progress)
             path = model_dir / protocol.weights_name(split, n_folds)
             identity = protocol.identity(split, n_folds, config.protocol_settings)
             keep_best = protocol.keeps_best_epoch(split)
             saver = _StateSaver(state, progress, stop, enabled=chief)
             writer = WeightsWriter(path, model_metadata(config, features, fold=identity), best=keep_best,
-                                   before_write=saver)
+                                   before_write=saver, fold=split.fold)
             writer.best_loss, writer.best_epoch = progress.best_loss, progress.best_epoch
             writer.best_weights = progress.best_weights
             seeding = EpochSeeding(config.random_seed, split.fold, split.train)
@@ -217,9 +228,10 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 index = np.sort(split.train[:2])
                 keras_compat.prebuild_for_multi_worker(model, (features.x[index], train_targets[index]))
                 model._prebuilt = True
-            history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, steps_per_epoch=steps,
-                                callbacks=callbacks, initial_epoch=progress.epoch, verbose=_verbosity(verbose),
-                                shuffle=False)  # the dataset orders every epoch itself
+            with timings.phase("fit", split.fold):
+                history = model.fit(train_ds, validation_data=val_ds, epochs=config.epoch, steps_per_epoch=steps,
+                                    callbacks=callbacks, initial_epoch=progress.epoch, verbose=_verbosity(verbose),
+                                    shuffle=False)  # the dataset orders every epoch itself
             fold_history = {k: list(progress.history.get(k, [])) + [float(v) for v in vals]
                             for k, vals in history.history.items()}
             histories.append(fold_history)
@@ -236,21 +248,26 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 break
             if keep_best and writer.best_weights is not None:
                 model.set_weights(writer.best_weights)
-            centroids = _training_centroids(model, features, split)
+            with timings.phase("evaluation", split.fold):
+                centroids = _training_centroids(model, features, split)
             meta = model_metadata(config, features, centroids, writer.best_epoch, identity)
-            save_weights(model, path, meta)
+            with timings.phase("weights file (final)", split.fold):
+                save_weights(model, path, meta)
             weights.append(path)
             # The fused features feed the t-SNE figure of the training run (one cheap pass).
-            result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
-                              with_fused=True)
+            with timings.phase("evaluation", split.fold):
+                result = evaluate(model, features, split.test, split.fold, split.name, centroids, str(path),
+                                  with_fused=True)
             result.seconds = time.perf_counter() - fold_start
             folds.append(result)
             if chief:
-                tensorboard_logs.log_fold_confusion(log_dir, result, features.class_labels, features.name)
+                outputs.submit("TensorBoard confusion image", split.fold, tensorboard_logs.log_fold_confusion,
+                               log_dir, result, features.class_labels, features.name)
             if finished:
                 done.append(split.fold)
                 if chief:
-                    state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
+                    with timings.phase("resume state (fold end)", split.fold):
+                        state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
             if stop.requested:
                 if not finished:
                     notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
@@ -259,7 +276,9 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 break
         # Not training: after the last fold, so that it never holds the next fold back.
         if chief and weights:
-            _export_portable(fold_model, weights, config, features)
+            with timings.phase(".keras files"):
+                _export_portable(fold_model, weights, config, features)
+        outputs.wait()  # every background output written before the run can count as complete
         if not folds and stop.requested:
             raise KeyboardInterrupt  # exit 130: nothing was saved
         if not folds:
@@ -275,7 +294,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     report = EvaluationReport(features.name, features.class_labels, config.head, folds, config.as_dict(), notes,
                               kind=protocol.report_kind(n_folds))
     if run_log_dir is not None and chief and complete:  # once per run, with its final figures
-        tensorboard_logs.log_run_hparams(run_log_dir, run, report)
+        with timings.phase("TensorBoard hparams"):
+            tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
                         command)
 
@@ -306,6 +326,7 @@ class _StateSaver:
             self.state.progress = self.progress
             self.state.save()
         self.seconds.append(time.perf_counter() - start)
+        timings.record("resume state", self.seconds[-1], self.progress.fold)
 
 
 def _export_portable(fold_model: FoldModel, weights: list[Path], config: TrainingConfig,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timnet import paths, protocols
+from timnet import paths, protocols, timings
 from timnet.config import TrainingConfig
 from timnet.features.classes import select_classes
 from timnet.features.files import FeatureSet, load_data
@@ -148,8 +148,9 @@ class Run:
         from timnet.evaluation.run_outputs import write_test_outputs, write_train_outputs
 
         plan = self.plan or self.setup()
-        outcome.report.provenance = provenance.collect(outcome.report, plan.feature_record, strategy=self.strategy,
-                                                       started=plan.started)
+        with timings.phase("provenance"):
+            outcome.report.provenance = provenance.collect(outcome.report, plan.feature_record,
+                                                           strategy=self.strategy, started=plan.started)
         written = write_train_outputs(outcome, figures=figures)
         name = excel_name(plan.config, outcome.report.kind, outcome.report.summary()["WAR"], outcome.result_dir)
         written = write_test_outputs(outcome.report, outcome.result_dir, excel_name=name, figures=figures,
