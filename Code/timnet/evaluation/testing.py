@@ -7,14 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from timnet import protocols
 from timnet.config import TrainingConfig
 from timnet.errors import UserError
 from timnet.evaluation.class_mapping import match_data
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
+from timnet.features.classes import select_classes
 from timnet.features.files import FeatureSet
 from timnet.modelfiles.loading import load_model
 from timnet.modelfiles.naming import WEIGHTS_FIRST, find_trained_models, model_identity
@@ -56,11 +55,12 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
         if protocol is None or protocol.tests_whole_file:
             index, name = kept, "all"
         elif not match.same_data:  # no folds of other data to rebuild: the whole file
-            index, name = kept, f"model of fold {identity.fold}" + (f" ({identity.held_out})" if identity.held_out
-                                                                     else "")
-        else:
-            split = protocol.rebuild(identity, features, config.random_seed, source)
-            index, name = np.intersect1d(split.test, kept), split.name
+            index, name = kept, f"model of {_fold_name(identity)}"
+        else:  # the fold's test part, rebuilt on what the model trained on (a --classes subset: its classes)
+            trained_on = features if len(kept) == len(features.x) else \
+                select_classes(features, match.mapping.model_labels).features
+            split = protocol.rebuild(identity, trained_on, config.random_seed, source)
+            index, name = kept[split.test], split.name
             kind = protocol.report_kind(len(models))
         n_classes = len(labels)
         centroids = loaded.metadata.centroids
@@ -79,3 +79,11 @@ def test(config: TrainingConfig, features: FeatureSet, test_path: Path, override
     settings = {**config.as_dict(), "test_path": str(test_path)}
     return EvaluationReport(features.name, labels or features.class_labels, head or config.head, folds, settings,
                             notes, true_classes=true_classes, kind=kind if len(folds) > 1 else "test")
+
+
+def _fold_name(identity: protocols.FoldIdentity) -> str:
+    """How a report names a fold's model scored on other data (no fold of that data)."""
+    if identity.protocol == "loso":
+        return f"speaker {identity.held_out}"
+    held = f" ({identity.held_out})" if identity.held_out and identity.held_out != str(identity.fold) else ""
+    return f"fold {identity.fold}{held}"

@@ -194,6 +194,9 @@ def select_classes(features: FeatureSet, classes: str | Sequence[str] | None, fl
         features, x=features.x[keep], y=y, class_labels=tuple(features.class_labels[i] for i in selected),
         speakers=None if features.speakers is None else features.speakers[keep],
         files=None if features.files is None else features.files[keep],
+        # per-utterance keys (a session, say) follow their utterances
+        extra={k: (np.asarray(v)[keep] if np.ndim(v) and len(v) == len(labels) else v)
+               for k, v in features.extra.items()},
     )
     subset.inherit_fingerprint(features)
     return ClassSelection(subset, left_out)
