@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from timnet.errors import UserError
+from timnet.errors import WRITE_ERRNOS, UserError, reason, write_fix
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PATH_RULE = ("Paths you give are taken from the current folder; --data NAME (no .npy) and the default folders "
@@ -56,16 +56,27 @@ def run_command(command: Callable[[], int]) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was saved", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}" if str(exc) else "interrupted: nothing was saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except SystemExit:
         raise
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            return _internal_error()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{reason(exc)}; {write_fix(exc.errno)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
-        traceback.print_exc()
-        print("error: an internal error stopped the command (the traceback above); please report it with the "
-              "command line and the versions (python -m pip list)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """A bug: the traceback of the exception being handled and a request to report it."""
+    traceback.print_exc()
+    print("error: an internal error stopped the command (the traceback above); please report it with the "
+          "command line and the versions (python -m pip list)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -24,6 +24,7 @@ from timnet.errors import UserError
 from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
+from timnet.faults import fault_point
 from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles import portable as portable_model
@@ -252,6 +253,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 done.append(split.fold)
                 if chief:
                     state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
+                    fault_point("fold_end", fold=split.fold)
             if stop.requested:
                 if not finished:
                     notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
@@ -305,6 +307,7 @@ class _StateSaver:
         if self.enabled:
             self.state.progress = self.progress
             self.state.save()
+            fault_point("epoch_end", fold=self.progress.fold, epoch=epoch + 1)
         self.seconds.append(time.perf_counter() - start)
 
 
