@@ -41,7 +41,12 @@ class WriteError(UserError):
         fix = write_fix(exc.errno)
         if then:
             fix = fix.replace("run the command again", then)
-        super().__init__(f"{self.path}: cannot write it ({reason(exc)}); {fix}")
+        self.reason = reason(exc)
+        super().__init__(f"{self.path}: cannot write it ({self.reason}); {fix}")
+
+    def then(self, what: str) -> WriteError:
+        """The same error whose fix ends with ``what`` instead of "run the command again"."""
+        return WriteError(self.path, OSError(self.errno, self.reason), then=what)
 
 
 class Interrupted(KeyboardInterrupt):

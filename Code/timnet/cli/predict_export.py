@@ -39,6 +39,8 @@ def run_predict(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs {args.jobs}: give at least 1")
     paths.check_writable(Path(args.result_path), "--result_path")
     wav = user_path(args.wav)
+    if not wav.exists():
+        raise UserError(f"--wav {wav}: no such file or folder; give an audio file or a folder of them")
     files = find_audio(wav)
     if not files:
         raise UserError(f"--wav {wav}: no audio files in this folder ({', '.join(sorted(AUDIO_SUFFIXES))})")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from timnet import keras_compat, paths
 from timnet.config import TrainingConfig
-from timnet.errors import UserError
+from timnet.errors import Interrupted, UserError, WriteError
 from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
@@ -147,7 +147,23 @@ class FoldModel:
 def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None = None,
           verbose: int | str = "auto", reuse_model: bool = True) -> TrainOutcome:
     """Train under ``config.protocol`` and evaluate every fold's held-out part; with
-    ``config.resume`` (a run folder), continue that interrupted run where it stopped."""
+    ``config.resume`` (a run folder), continue that interrupted run where it stopped.
+    A failed write or a second Ctrl-C that leaves a resumable run says how to continue it."""
+    run_folder: list[Path] = []
+    try:
+        return _train(config, features, strategy, verbose, reuse_model, run_folder)
+    except WriteError as exc:
+        if run_folder and resume.is_incomplete(run_folder[0]):
+            raise exc.then(f"continue the run with: {resume.resume_command(run_folder[0])}") from None
+        raise
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) or not run_folder or not resume.is_incomplete(run_folder[0]):
+            raise
+        raise Interrupted(resume.saved_summary(run_folder[0])) from None
+
+
+def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None,
+           verbose: int | str, reuse_model: bool, run_folder: list[Path]) -> TrainOutcome:
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     splits = training_splits(config, features)
@@ -173,6 +189,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
             model_dir, result_dir, run_log_dir = reserved
             run = run_log_dir.name
         state = resume.RunState(model_dir, config.as_dict(), resume.data_fingerprint(features))
+    if chief:
+        run_folder.append(model_dir)
     elif chief:
         resume.clean_leftovers(model_dir, model_dir / resume.STATE_DIR, result_dir)
         print(f"Resuming {model_dir}: folds {', '.join(map(str, state.completed)) or 'none'} complete"

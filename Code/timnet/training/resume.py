@@ -306,6 +306,19 @@ def is_incomplete(run: Path) -> bool:
     return (run / STATE_DIR / STATE_FILE).is_file()
 
 
+def saved_summary(run: Path) -> str:
+    """What an interrupted run kept, and how to continue it (for the one line of a second Ctrl-C)."""
+    try:
+        state = RunState.load(run)
+        parts = [f"fold(s) {', '.join(map(str, state.completed))} complete"] if state.completed else []
+        if state.progress is not None and state.progress.epoch:
+            parts.append(f"fold {state.progress.fold} saved after epoch {state.progress.epoch}")
+        kept = "; ".join(parts) or "no epoch complete"
+    except UserError:
+        kept = "the resume state is unreadable"
+    return f"the run {run} was saved ({kept}); continue it with: {resume_command(run)}"
+
+
 def resume_command(run: Path) -> str:
     return f"timnet train --resume {run}"
 
