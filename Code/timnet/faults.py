@@ -15,7 +15,9 @@ starts; then the first matching hit (or the ``@N``-th) fires its action once::
     TIMNET_FAULT="extracted:n=5:SIGKILL"                      # extraction killed after 5 files
 
 ``KEY=VALUE`` matches a context value as text (shell-style wildcards allowed). Actions:
-``SIGKILL``, ``SIGINT``, ``SIGTERM`` (sent to this process), ``ENOSPC``, ``EROFS``, ``EIO``
+``SIGKILL``, ``SIGINT``, ``SIGTERM`` (sent to this process), ``SIGSTOP`` (the process
+pauses there until a test has changed the world, say remounted the disk read-only, and
+sends ``SIGCONT``), ``ENOSPC``, ``EROFS``, ``EIO``
 (an :class:`OSError` with that errno, as the operating system raises it), ``RAISE`` (a
 :class:`RuntimeError`, an internal error). ``TIMNET_FAULT_TRACE=FILE`` appends one line per
 point reached (``POINT KEY=VALUE ...``), so a test can list the points of a command and pick
@@ -33,7 +35,8 @@ from typing import Any
 
 ENV = "TIMNET_FAULT"
 TRACE_ENV = "TIMNET_FAULT_TRACE"
-SIGNAL_ACTIONS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+SIGNAL_ACTIONS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM,
+                  "SIGSTOP": signal.SIGSTOP}
 ERRNO_ACTIONS = {"ENOSPC": errno.ENOSPC, "EROFS": errno.EROFS, "EIO": errno.EIO}
 ACTIONS = (*SIGNAL_ACTIONS, *ERRNO_ACTIONS, "RAISE")
 

@@ -87,7 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
           f"{features.x.shape[2]} MFCCs, classes {', '.join(features.class_labels)}")
     print(f"Recipe: {config.loss} loss, {config.protocol} protocol, dropout {arch.dropout}, "
           f"{config.epoch} epochs, batch {config.batch_size}, seed {config.random_seed}")
-    outcome = train(config, features, strategy)
+    outcome = train(config, features, strategy, keep_state=True)
     if not is_chief(strategy):
         return 0
     print(f"\nTraining finished in {elapsed(start)}; weights in {outcome.model_dir}")
@@ -100,6 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
     written = write_test_outputs(outcome.report, outcome.result_dir, excel_name=name, figures=figures,
                                  already=written)
     print_written(outcome.result_dir, written)
+    if outcome.finish is not None:  # the reports are written: the run is complete
+        outcome.finish()
     if outcome.resume_command:
         print(f"\nThe run is incomplete; continue it with:\n  {outcome.resume_command}")
     return 0

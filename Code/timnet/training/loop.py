@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class TrainOutcome:
     config: TrainingConfig | None = None
     log_dir: Path | None = None  # the run's TensorBoard folder, <config.log_dir>/<run name> (None: not the chief)
     resume_command: str | None = None  # how to continue an interrupted run
+    finish: Callable[[], None] | None = None  # with keep_state: call once the reports are written (drops .resume)
 
 
 def timestamp() -> str:
@@ -145,13 +147,15 @@ class FoldModel:
 
 
 def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None = None,
-          verbose: int | str = "auto", reuse_model: bool = True) -> TrainOutcome:
+          verbose: int | str = "auto", reuse_model: bool = True, keep_state: bool = False) -> TrainOutcome:
     """Train under ``config.protocol`` and evaluate every fold's held-out part; with
     ``config.resume`` (a run folder), continue that interrupted run where it stopped.
-    A failed write or a second Ctrl-C that leaves a resumable run says how to continue it."""
+    A failed write or a second Ctrl-C that leaves a resumable run says how to continue it.
+    ``keep_state``: a complete run keeps its resume state until ``outcome.finish()`` (after
+    the reports: a run killed while writing them can still be resumed)."""
     run_folder: list[Path] = []
     try:
-        return _train(config, features, strategy, verbose, reuse_model, run_folder)
+        return _train(config, features, strategy, verbose, reuse_model, run_folder, keep_state)
     except WriteError as exc:
         if run_folder and resume.is_incomplete(run_folder[0]):
             raise exc.then(f"continue the run with: {resume.resume_command(run_folder[0])}") from None
@@ -163,7 +167,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
 
 
 def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None,
-           verbose: int | str, reuse_model: bool, run_folder: list[Path]) -> TrainOutcome:
+           verbose: int | str, reuse_model: bool, run_folder: list[Path], keep_state: bool) -> TrainOutcome:
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     splits = training_splits(config, features)
@@ -288,8 +292,12 @@ def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute
                             "diverged (lower --lr) or the features are unusable")
     command = None
     complete = len(done) == len(splits)
+    finish = None
     if complete and chief:
-        state.finish()
+        finish = state.finish
+        if not keep_state:
+            state.finish()
+            finish = None
     elif chief:
         command = resume.resume_command(model_dir)
         notes.append(f"continue this run with: {command}")
@@ -297,7 +305,7 @@ def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute
     if run_log_dir is not None and chief and complete:  # once per run, with its final figures
         tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
-                        command)
+                        command, finish)
 
 
 class _StateSaver:

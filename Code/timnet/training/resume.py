@@ -152,6 +152,16 @@ class RunState:
               f"({', '.join(map(str, state.completed)) or 'none'}); the fold in progress starts again")
         return state
 
+    def drop_damaged_folds(self) -> None:
+        """Forget the completed folds whose record or weights file is damaged (they are
+        trained again); the fold in progress is kept."""
+        intact = set(intact_folds(self.model_dir))
+        dropped = [f for f in self.completed if f not in intact]
+        if dropped:
+            self.completed = [f for f in self.completed if f in intact]
+            self.save()
+            print(f"Completed fold(s) {', '.join(map(str, dropped))} of {self.model_dir} are damaged: trained again")
+
     def save_fold(self, done: CompletedFold) -> None:
         """Keep a completed fold's evaluation, then record it as complete (in that order:
         a kill in between leaves the fold at its last epoch, which resumes to the same)."""
@@ -291,7 +301,7 @@ def damaged_state(run: Path, path: Path, why: Any) -> UserError:
     if not intact:
         return DamagedStateError(head + "no completed fold is intact; " + restart)
     return DamagedStateError(head + f"either continue from its intact completed folds ({', '.join(map(str, intact))}; the "
-                     f"fold in progress starts again): {resume_command(run)} --from_completed_folds, or " + restart)
+                     f"others are trained again): {resume_command(run)} --from_completed_folds, or " + restart)
 
 
 def _json_default(value: Any) -> Any:
@@ -384,6 +394,9 @@ def resume_config(spec: str, model_path: Path, given: dict[str, Any]) -> Trainin
         if not given.get("from_completed_folds"):
             raise
         state = RunState.rebuild(run)
+    else:
+        if given.get("from_completed_folds"):
+            state.drop_damaged_folds()
     stored = config_from_settings(state.settings)
     for name, value in given.items():
         if name in FREE_SETTINGS or name not in FLAG_BY_NAME:
