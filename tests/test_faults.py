@@ -494,10 +494,13 @@ def test_damaged_file_read_by_every_command(world: World, tmp_path: Path, kind: 
 # --- a full disk and a read-only folder, at named points --------------------------------------
 
 
-def _commands(world: World, out: Path) -> dict[str, list[str]]:
+def _commands(world: World, out: Path, log: Path | None = None) -> dict[str, list[str]]:
+    """The commands of the matrix, writing under ``out`` (TensorBoard: under ``log``, when given)."""
+    train = {protocol: train_args(world.data, protocol, out) + (["--log_dir", str(log)] if log else [])
+             for protocol in TRAIN}
     return {
-        "train-kfold": train_args(world.data, "kfold", out),
-        "train-holdout": train_args(world.data, "holdout", out),
+        "train-kfold": train["kfold"],
+        "train-holdout": train["holdout"],
         "extract": ["extract", "--corpus", "EMODB", "--input", str(world.corpus), "--output", str(out / "MFCC"),
                     "--jobs", "1", "--no_progress"],
         "export": ["export", "--test_path", str(world.weights()), "--output", str(out / "model.keras")],
@@ -537,7 +540,9 @@ def write_fault(world: World, tmp_path: Path, command: str, fault: str, index: i
     point = chosen[index]
     before = digest(world.inputs())
     with tmpfs(tmp_path / "disk") as disk:
-        args = _commands(world, disk)[command]
+        # A file open for writing keeps a file system from turning read-only: TensorBoard's
+        # event files (appended to all along, exempt) go elsewhere for that fault.
+        args = _commands(world, disk, tmp_path / "log" if fault == "readonly" else None)[command]
         filler: list[Path] = []
         if fault == "full":
             proc = run_paused(args, tmp_path, point, lambda: filler.append(fill(disk)))

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success (an interrupted training that saved and evaluated weights too),
 1 an unexpected internal error (the only case with a traceback), 2 a usage or input
-error (one ``error:`` line), 130 interrupted before anything could be saved.
+error (one ``error:`` line), 130 interrupted (one line: nothing saved, or the run saved and its ``--resume``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,13 @@ def positive_int(text: str) -> int:
 def _interrupt_in_cleanup(unraisable: sys.UnraisableHookArgs) -> None:
     """Ctrl-C that lands inside a library's ``__del__`` (llvmlite's, under librosa) would
     be printed as an ignored exception and lost; raise it again in the main code, where
-    the command reports the interruption in one line."""
+    the command reports the interruption in one line. A write error in a ``__del__`` (a
+    file object closed after its disk filled up) is the failure the command reports."""
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
         _thread.interrupt_main()
         return
+    if isinstance(unraisable.exc_value, OSError) and unraisable.exc_value.errno in WRITE_ERRNOS:
+        return  # a file abandoned by a failed write (full disk, read-only): the command reports that failure
     sys.__unraisablehook__(unraisable)
 
 
