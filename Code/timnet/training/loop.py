@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from tqdm import tqdm
 
 from timnet import keras_compat, paths
 from timnet.config import TrainingConfig
-from timnet.errors import Interrupted, UserError, WriteError
+from timnet.errors import WRITE_ERRNOS, Interrupted, UserError, WriteError
 from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
@@ -156,14 +158,27 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
     run_folder: list[Path] = []
     try:
         return _train(config, features, strategy, verbose, reuse_model, run_folder, keep_state)
-    except WriteError as exc:
+    except (WriteError, tf.errors.OpError) as exc:
+        error = exc if isinstance(exc, WriteError) else _tensorflow_write_error(exc)
+        if error is None:
+            raise
         if run_folder and resume.is_incomplete(run_folder[0]):
-            raise exc.then(f"continue the run with: {resume.resume_command(run_folder[0])}") from None
-        raise
+            raise error.then(f"continue the run with: {resume.resume_command(run_folder[0])}") from None
+        raise error from None
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted) or not run_folder or not resume.is_incomplete(run_folder[0]):
             raise
         raise Interrupted(resume.saved_summary(run_folder[0])) from None
+
+
+def _tensorflow_write_error(exc: tf.errors.OpError) -> WriteError | None:
+    """TensorFlow's own writers (TensorBoard's event files) report a full disk or a
+    read-only folder as an op error whose message ends with the file and the reason."""
+    for code in WRITE_ERRNOS:
+        found = re.search(rf"(/[^;{{}}]+); {re.escape(os.strerror(code))}", str(exc))
+        if found:
+            return WriteError(found.group(1).strip(), OSError(code, os.strerror(code)))
+    return None
 
 
 def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None,
@@ -193,13 +208,13 @@ def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute
             model_dir, result_dir, run_log_dir = reserved
             run = run_log_dir.name
         state = resume.RunState(model_dir, config.as_dict(), resume.data_fingerprint(features))
-    if chief:
-        run_folder.append(model_dir)
     elif chief:
         resume.clean_leftovers(model_dir, model_dir / resume.STATE_DIR, result_dir)
         print(f"Resuming {model_dir}: folds {', '.join(map(str, state.completed)) or 'none'} complete"
               + (f"; fold {state.progress.fold} continues after epoch {state.progress.epoch}"
                  if state.progress else ""))
+    if chief:
+        run_folder.append(model_dir)
     n_classes = len(features.class_labels)
     input_shape = tuple(features.x.shape[1:])
     train_targets = smooth_labels(features.y, config.label_smoothing).astype(np.float32)
