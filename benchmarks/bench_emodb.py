@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -95,10 +96,30 @@ def stream(cmd: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
     return code, lines
 
 
-def extract_command(emodb_dir: Path, features_dir: Path, jobs: int | None) -> list[str]:
+def extract_command(emodb_dir: Path, features_dir: Path, jobs: int | None, overwrite: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "timnet", "extract", "--corpus", "EMODB", "--input", str(emodb_dir),
            "--output", str(features_dir), "--no_progress"]
-    return cmd + (["--jobs", str(jobs)] if jobs else [])
+    return cmd + (["--jobs", str(jobs)] if jobs else []) + (["--overwrite"] if overwrite else [])
+
+
+def corpus_record(emodb_dir: Path) -> dict[str, Any]:
+    """What the features are made from: the folder, and every wav file's name, size and time."""
+    wavs = sorted(p for p in emodb_dir.rglob("*") if p.suffix.lower() == ".wav")
+    listing = "\n".join(f"{p.relative_to(emodb_dir)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in wavs)
+    return {"emodb_dir": str(emodb_dir), "files": len(wavs),
+            "listing_sha256": hashlib.sha256(listing.encode()).hexdigest()}
+
+
+def source_file(features: Path) -> Path:
+    return features.with_name(features.stem + ".source.json")
+
+
+def recorded_source(features: Path) -> dict[str, Any] | None:
+    """The corpus record written beside the features when they were extracted (None: unknown)."""
+    try:
+        return json.loads(source_file(features).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def train_command(args: argparse.Namespace, features: Path, work: Path) -> list[str]:
@@ -262,11 +283,19 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
 
     start = time.time()
-    if not (args.reuse_features and features.is_file()):
-        code, _ = stream(extract_command(emodb_dir, features_dir, args.jobs), env)
+    source = corpus_record(emodb_dir)
+    if args.reuse_features and features.is_file():
+        print(f"Reusing {features} (--reuse_features)")
+    elif features.is_file() and recorded_source(features) == source:
+        print(f"Reusing {features}: extracted from the same {source['files']} files of {emodb_dir}")
+    else:
+        if features.is_file():
+            print(f"Replacing {features}: it was not extracted from the current files of {emodb_dir}")
+        code, _ = stream(extract_command(emodb_dir, features_dir, args.jobs, overwrite=features.is_file()), env)
         if code != 0:
             print(f"error: feature extraction failed (exit {code})", file=sys.stderr)
             return code
+        source_file(features).write_text(json.dumps(source, indent=1))
     extract_s = time.time() - start
 
     train_start = time.time()

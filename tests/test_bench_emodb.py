@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.model_selection import KFold
 
 
@@ -62,3 +63,41 @@ def test_bench_emodb_missing_folder(repo_root: Path, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "nowhere" in result.stderr
     assert not (tmp_path / "w").exists()
+
+
+def _bench_module(repo_root: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_emodb", repo_root / "benchmarks" / "bench_emodb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_emodb_reuses_features_only_from_the_same_files(repo_root: Path, tmp_path: Path) -> None:
+    """A second run reuses the features when the corpus files are those they were made from."""
+    bench = _bench_module(repo_root)
+    corpus = tmp_path / "emodb"
+    (corpus / "wav").mkdir(parents=True)
+    (corpus / "wav" / "03a01Wa.wav").write_bytes(b"RIFF one")
+    features = tmp_path / "features" / "EMODB.npy"
+    features.parent.mkdir()
+    features.write_bytes(b"features")
+    assert bench.recorded_source(features) is None  # made by an older version: extracted again
+    bench.source_file(features).write_text(json.dumps(bench.corpus_record(corpus)))
+    assert bench.recorded_source(features) == bench.corpus_record(corpus)
+    (corpus / "wav" / "03a02Wa.wav").write_bytes(b"RIFF two")
+    assert bench.recorded_source(features) != bench.corpus_record(corpus)
+    assert "--overwrite" in bench.extract_command(corpus, features.parent, None, overwrite=True)
+
+
+@pytest.mark.slow
+def test_bench_emodb_twice_in_a_row(emodb_dir: Path, repo_root: Path, tmp_path: Path) -> None:
+    work = tmp_path / "bench"
+    args = ("--emodb_dir", str(emodb_dir), "--epochs", "1", "--max_folds", "1", "--work_dir", str(work),
+            "--no_figures", "--jobs", "2")
+    first = run_bench(repo_root, *args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    second = run_bench(repo_root, *args)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Reusing" in second.stdout and "timnet extract" not in second.stdout

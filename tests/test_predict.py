@@ -135,9 +135,12 @@ def test_predict_exit_codes(setup: dict[str, Path], capsys: pytest.CaptureFixtur
     assert "no file could be scored" in capsys.readouterr().err
     assert {r["status"] for r in _read_csv(_latest(out) / "predictions.csv")} == {"silent", "empty", "unreadable"}
     missing = setup["root"] / "nowhere.wav"
+    before = sorted(out.iterdir())
     assert _run("--mode", "predict", "--test_path", str(setup["run"]), "--wav", str(missing),
                 "--result_path", str(out)) == 2
-    assert _read_csv(_latest(out) / "predictions.csv")[0]["status"] == "missing"
+    err = capsys.readouterr().err
+    assert "--wav" in err and "no such file" in err
+    assert sorted(out.iterdir()) == before  # no results folder for a --wav that does not exist
     assert _run("--mode", "predict", "--test_path", str(setup["run"]), "--result_path", str(out)) == 2
     assert "--wav" in capsys.readouterr().err
     assert _run("--mode", "predict", "--wav", str(setup["wavs"]), "--result_path", str(out)) == 2

@@ -149,6 +149,7 @@ class TrainingConfig:
     result_path: Path = Path("Results")
     log_dir: Path = Path("log")
     resume: str | None = None  # a run folder (or "last") whose interrupted training continues
+    from_completed_folds: bool = False  # with resume: rebuild a damaged resume state from the completed folds
     architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
     def __post_init__(self) -> None:
@@ -185,6 +186,9 @@ class TrainingConfig:
             object.__setattr__(self, "classes", _class_list(self.classes))
         if self.resume is not None and (not isinstance(self.resume, str) or not self.resume.strip()):
             raise ConfigError("resume", self.resume, "give a run folder under --model_path, or last")
+        if self.from_completed_folds and self.resume is None:
+            raise ConfigError("from_completed_folds", True, "it continues a run whose resume state is damaged: "
+                              "give --resume RUN too")
         for name in ("model_path", "result_path", "log_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)))
         if not isinstance(self.architecture, ArchitectureConfig):
@@ -348,6 +352,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("first_fold", "first_fold", "protocol", "start at this fold (1-based): run a long protocol in parts"),
     Flag("resume", "resume", "protocol",
          "continue an interrupted or killed run: its folder under --model_path, or last (settings are the run's)"),
+    Flag("from_completed_folds", "from_completed_folds", "protocol",
+         "with --resume: a run whose resume state is damaged continues from its intact completed folds"),
     Flag("gpu", "gpu", "devices", "GPU index or comma-separated list (several: mirrored); -1: CPU. On a machine "
          "without a GPU a warning names this flag and the CPU is used; an index the machine lacks is an error"),
     Flag("mixed_precision", "mixed_precision", "devices", "float16 compute (GPUs only)"),

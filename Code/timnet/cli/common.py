@@ -2,7 +2,7 @@
 
 Exit codes: 0 success (an interrupted training that saved and evaluated weights too),
 1 an unexpected internal error (the only case with a traceback), 2 a usage or input
-error (one ``error:`` line), 130 interrupted before anything could be saved.
+error (one ``error:`` line), 130 interrupted (one line: nothing saved, or the run saved and its ``--resume``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from timnet.errors import UserError
+from timnet.errors import WRITE_ERRNOS, UserError, reason, write_fix
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PATH_RULE = ("Paths you give are taken from the current folder; --data NAME (no .npy) and the default folders "
@@ -41,10 +41,13 @@ def positive_int(text: str) -> int:
 def _interrupt_in_cleanup(unraisable: sys.UnraisableHookArgs) -> None:
     """Ctrl-C that lands inside a library's ``__del__`` (llvmlite's, under librosa) would
     be printed as an ignored exception and lost; raise it again in the main code, where
-    the command reports the interruption in one line."""
+    the command reports the interruption in one line. A write error in a ``__del__`` (a
+    file object closed after its disk filled up) is the failure the command reports."""
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
         _thread.interrupt_main()
         return
+    if isinstance(unraisable.exc_value, OSError) and unraisable.exc_value.errno in WRITE_ERRNOS:
+        return  # a file abandoned by a failed write (full disk, read-only): the command reports that failure
     sys.__unraisablehook__(unraisable)
 
 
@@ -61,8 +64,8 @@ def run_command(command: Callable[[], int]) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was saved", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}" if str(exc) else "interrupted: nothing was saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except SystemExit:
         raise
@@ -75,11 +78,22 @@ def run_command(command: Callable[[], int]) -> int:
               "extra (pip install \"timnet[train]\", or make setup) or predict with an exported .onnx model",
               file=sys.stderr)
         return UserError.exit_code
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            return _internal_error()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{reason(exc)}; {write_fix(exc.errno)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
-        traceback.print_exc()
-        print("error: an internal error stopped the command (the traceback above); please report it with the "
-              "command line and the versions (python -m pip list)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """A bug: the traceback of the exception being handled and a request to report it."""
+    traceback.print_exc()
+    print("error: an internal error stopped the command (the traceback above); please report it with the "
+          "command line and the versions (python -m pip list)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -42,6 +42,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from timnet.inference.featurise import featurise_files, find_audio  # NumPy: after the flags
 
     wav = user_path(args.wav)
+    if not wav.exists():
+        raise UserError(f"--wav {wav}: no such file or folder; give an audio file or a folder of them")
     files = find_audio(wav)
     if not files:
         raise UserError(f"--wav {wav}: no audio files in this folder ({suffix_list()})")

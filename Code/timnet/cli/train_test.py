@@ -43,7 +43,7 @@ def run_train(args: argparse.Namespace) -> int:
           f"{features.x.shape[2]} MFCCs, classes {', '.join(features.class_labels)}")
     print(f"Recipe: {config.loss} loss, {config.protocol} protocol, dropout {arch.dropout}, "
           f"{config.epoch} epochs, batch {config.batch_size}, seed {config.random_seed}")
-    outcome = run.execute()
+    outcome = run.execute(keep_state=True)
     from timnet.training.devices import is_chief
 
     if not is_chief(strategy):
@@ -52,6 +52,8 @@ def run_train(args: argparse.Namespace) -> int:
     outcome.report.print()
     written = run.finish(outcome, figures=not getattr(args, "no_figures", False))
     print_written(outcome.result_dir, written)
+    if outcome.finish is not None:  # the reports are written: the run is complete
+        outcome.finish()
     if outcome.resume_command:
         print(f"\nThe run is incomplete; continue it with:\n  {outcome.resume_command}")
     return 0

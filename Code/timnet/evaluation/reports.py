@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +243,10 @@ def write_workbook(path: Path, report: EvaluationReport) -> None:
     """The original's workbook: per fold a confusion-matrix and a report sheet, plus a summary."""
     labels = list(report.class_labels)
     true_rows = report.rows
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+    # Built in memory, then written in one go: a full disk fails that write cleanly (a zip
+    # file left open on disk by a failed save complains again when it is collected).
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         rows = [{"fold": f.name, "WAR": m["WAR"], "UAR": m["UAR"], "macro_F1": m["macro_F1"], "n": m["n"]}
                 for f, m in zip(report.folds, report.fold_metrics())]
         summary = pd.DataFrame(rows)
@@ -259,6 +263,7 @@ def write_workbook(path: Path, report: EvaluationReport) -> None:
                                         target_names=[labels[i] for i in true_rows],
                                         output_dict=True, zero_division=0)
             pd.DataFrame(rep).transpose().to_excel(writer, sheet_name=f"fold{f.fold}_report")
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def _nan_to_none(value: float) -> float | None:

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from timnet.errors import UserError
+from timnet.errors import WRITE_ERRNOS, UserError, WriteError
+from timnet.faults import fault_point
 from timnet.features import corpora
 
 # (module, name) pairs a numpy object-array pickle legitimately refers to.
@@ -113,22 +114,35 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success,
     delete it on failure, so a reader never sees a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
-        dir=path.parent,
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+            dir=path.parent,
+        )
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise WriteError(path, exc) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        fault_point("before_rename", file=path.name, path=path)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise WriteError(path, exc) from None
+        raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:  # a folder turned read-only: the hidden temporary stays (a resume removes it)
+            pass
+    fault_point("after_rename", file=path.name, path=path)
 
 
 # What atomic_path's temporaries look like: ".<name>." + mkstemp's 8 random characters + suffix.

@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from timnet.faults import fault_point
 from timnet.features.corpora import HOP_LENGTH, N_MFCC, SAMPLE_RATE, SEED_SIGNAL_LENGTH
 
 # Thread pools that would otherwise start one thread per core in every worker.
@@ -238,7 +239,8 @@ def extract_many(
     ok = np.zeros(n, dtype=bool)
     failures: list[Failure] = []
     tasks = [(i, str(p), mean_signal_length, n_mfcc) for i, p in enumerate(paths)]
-    for index, features, reason in parallel_map(_one, tasks, jobs, progress and n > 0, desc):
+    for done, (index, features, reason) in enumerate(parallel_map(_one, tasks, jobs, progress and n > 0, desc), 1):
+        fault_point("extracted", n=done)
         if features is None:
             failures.append(Failure(index, tasks[index][1], reason))
         else:

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +22,12 @@ from tqdm import tqdm
 
 from timnet import keras_compat, paths, protocols, timings
 from timnet.config import TrainingConfig
-from timnet.errors import UserError
+from timnet.errors import WRITE_ERRNOS, Interrupted, UserError, WriteError
 from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.background import OutputWorker
 from timnet.evaluation.reports import EvaluationReport, FoldResult
 from timnet.evaluation.scoring import class_centroids, evaluate, predict_array
+from timnet.faults import fault_point
 from timnet.features.files import FeatureSet
 from timnet.modelfiles import keras2 as legacy_weights
 from timnet.modelfiles import portable as portable_model
@@ -53,6 +57,7 @@ class TrainOutcome:
     log_dir: Path | None = None  # the run's TensorBoard folder, <config.log_dir>/<run name> (None: not the chief)
     resume_command: str | None = None  # how to continue an interrupted run
     written: dict[str, Path] = field(default_factory=dict)  # the reports and figures written (Run.finish)
+    finish: Callable[[], None] | None = None  # with keep_state: call once the reports are written (drops .resume)
 
 
 def build_model(config: TrainingConfig, input_shape: tuple[int, int], num_classes: int,
@@ -141,11 +146,43 @@ class FoldModel:
 
 def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None = None,
           verbose: int | str = "auto", reuse_model: bool = True, plan: tuple[list[Split], int] | None = None,
-          state: resume.RunState | None = None) -> TrainOutcome:
+          state: resume.RunState | None = None, keep_state: bool = False) -> TrainOutcome:
     """Train under ``config.protocol`` and evaluate every fold's held-out part; with
     ``config.resume`` (a run folder), continue that interrupted run where it stopped.
     ``plan`` (the folds to train and the protocol's number of folds) and ``state`` (the
-    resume state) come from :class:`timnet.training.run.Run`; computed here when absent."""
+    resume state) come from :class:`timnet.training.run.Run`; computed here when absent.
+    A failed write or a second Ctrl-C that leaves a resumable run says how to continue it.
+    ``keep_state``: a complete run keeps its resume state until ``outcome.finish()`` (after
+    the reports: a run killed while writing them can still be resumed)."""
+    run_folder: list[Path] = []
+    try:
+        return _train(config, features, strategy, verbose, reuse_model, plan, state, run_folder, keep_state)
+    except (WriteError, tf.errors.OpError) as exc:
+        error = exc if isinstance(exc, WriteError) else _tensorflow_write_error(exc)
+        if error is None:
+            raise
+        if run_folder and resume.is_incomplete(run_folder[0]):
+            raise error.then(f"continue the run with: {resume.resume_command(run_folder[0])}") from None
+        raise error from None
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) or not run_folder or not resume.is_incomplete(run_folder[0]):
+            raise
+        raise Interrupted(resume.saved_summary(run_folder[0])) from None
+
+
+def _tensorflow_write_error(exc: tf.errors.OpError) -> WriteError | None:
+    """TensorFlow's own writers (TensorBoard's event files) report a full disk or a
+    read-only folder as an op error whose message ends with the file and the reason."""
+    for code in WRITE_ERRNOS:
+        found = re.search(rf"(/[^;{{}}]+); {re.escape(os.strerror(code))}", str(exc))
+        if found:
+            return WriteError(found.group(1).strip(), OSError(code, os.strerror(code)))
+    return None
+
+
+def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.Strategy | None,
+           verbose: int | str, reuse_model: bool, plan: tuple[list[Split], int] | None,
+           state: resume.RunState | None, run_folder: list[Path], keep_state: bool) -> TrainOutcome:
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     splits, n_folds = plan or protocols.planned_splits(config.protocol, features, config.protocol_settings,
@@ -178,6 +215,8 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
         print(f"Resuming {model_dir}: folds {', '.join(map(str, state.completed)) or 'none'} complete"
               + (f"; fold {state.progress.fold} continues after epoch {state.progress.epoch}"
                  if state.progress else ""))
+    if chief:
+        run_folder.append(model_dir)
     n_classes = len(features.class_labels)
     input_shape = tuple(features.x.shape[1:])
     train_targets = smooth_labels(features.y, config.label_smoothing).astype(np.float32)
@@ -268,6 +307,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                 if chief:
                     with timings.phase("resume state (fold end)", split.fold):
                         state.save_fold(resume.CompletedFold(result, path, fold_history, writer.best_epoch))
+                    fault_point("fold_end", fold=split.fold)
             if stop.requested:
                 if not finished:
                     notes.append(f"training interrupted during {split.name} (kept epoch {writer.best_epoch})")
@@ -286,8 +326,12 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
                             "diverged (lower --lr) or the features are unusable")
     command = None
     complete = len(done) == len(splits)
+    finish = None
     if complete and chief:
-        state.finish()
+        finish = state.finish
+        if not keep_state:
+            state.finish()
+            finish = None
     elif chief:
         command = resume.resume_command(model_dir)
         notes.append(f"continue this run with: {command}")
@@ -297,7 +341,7 @@ def train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute.
         with timings.phase("TensorBoard hparams"):
             tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
-                        command)
+                        command, finish)
 
 
 class _StateSaver:
@@ -325,6 +369,7 @@ class _StateSaver:
         if self.enabled:
             self.state.progress = self.progress
             self.state.save()
+            fault_point("epoch_end", fold=self.progress.fold, epoch=epoch + 1)
         self.seconds.append(time.perf_counter() - start)
         timings.record("resume state", self.seconds[-1], self.progress.fold)
 

@@ -31,9 +31,10 @@ from timnet.features.files import FeatureSet, atomic_path, remove_temporaries
 
 STATE_DIR = ".resume"
 STATE_FILE = "state.npz"
+SETTINGS_FILE = "settings.json"  # the settings alone, written once: a damaged state.npz can be rebuilt
 FORMAT_VERSION = 1
 # Settings a resumed run may change: where it runs and where the run folder is, not what it computes.
-FREE_SETTINGS = ("gpu", "model_path", "resume")
+FREE_SETTINGS = ("gpu", "model_path", "resume", "from_completed_folds")
 
 
 @dataclass
@@ -101,6 +102,10 @@ class RunState:
                 for i, value in enumerate(values or []):
                     arrays[f"{kind}_{i}"] = np.asarray(value)
         arrays["meta"] = np.asarray(json.dumps(meta))
+        if not (self.folder / SETTINGS_FILE).is_file():  # once: what a damaged state.npz is rebuilt from
+            with atomic_path(self.folder / SETTINGS_FILE) as tmp:
+                tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, "settings": self.settings,
+                                           "data": self.data}, indent=1))
         with atomic_path(self.folder / STATE_FILE) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
@@ -112,19 +117,50 @@ class RunState:
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
                 arrays = {k: npz[k] for k in npz.files if k != "meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"{path}: not a readable resume state ({exc})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
+            version = meta.get("format_version")
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises (zip, json, numpy, OS errors)
+            raise damaged_state(Path(model_dir), path, exc) from None
+        if version != FORMAT_VERSION:
             raise UserError(f"{path}: resume state format {meta.get('format_version')} is not {FORMAT_VERSION}; "
                             "this version of timnet cannot continue that run")
-        progress = None
-        if meta["progress"] is not None:
-            m = meta["progress"]
-            lists = {kind: None if m[f"n_{kind}"] is None else [arrays[f"{kind}_{i}"] for i in range(m[f"n_{kind}"])]
-                     for kind in ("weights", "optimizer", "best_weights")}
-            progress = FoldProgress(m["fold"], m["epoch"], math.inf if m["best_loss"] is None else m["best_loss"],
-                                    m["best_epoch"], m["history"], **lists)
-        return cls(Path(model_dir), meta["settings"], meta["data"], meta["completed"], progress)
+        try:
+            progress = None
+            if meta["progress"] is not None:
+                m = meta["progress"]
+                lists = {kind: None if m[f"n_{kind}"] is None else [arrays[f"{kind}_{i}"]
+                                                                   for i in range(m[f"n_{kind}"])]
+                         for kind in ("weights", "optimizer", "best_weights")}
+                progress = FoldProgress(m["fold"], m["epoch"], math.inf if m["best_loss"] is None else m["best_loss"],
+                                        m["best_epoch"], m["history"], **lists)
+            return cls(Path(model_dir), meta["settings"], meta["data"], list(meta["completed"]), progress)
+        except Exception as exc:  # noqa: BLE001 - readable but not what save() wrote
+            raise damaged_state(Path(model_dir), path, exc) from None
+
+    @classmethod
+    def rebuild(cls, model_dir: Path) -> RunState:
+        """The state of a run whose ``state.npz`` is damaged, from its ``settings.json`` and
+        its intact completed folds (their record and weights file readable); the fold in
+        progress starts again. Written at once, so the run resumes normally."""
+        model_dir = Path(model_dir)
+        recorded = read_settings(model_dir)
+        if recorded is None:
+            raise UserError(f"--from_completed_folds: {model_dir / STATE_DIR / SETTINGS_FILE} is missing or damaged "
+                            "too, so the run's settings are lost; start a new run with the flags it was started with")
+        state = cls(model_dir, recorded["settings"], recorded["data"], intact_folds(model_dir))
+        state.save()
+        print(f"Rebuilt the resume state of {model_dir} from its settings and its intact completed folds "
+              f"({', '.join(map(str, state.completed)) or 'none'}); the fold in progress starts again")
+        return state
+
+    def drop_damaged_folds(self) -> None:
+        """Forget the completed folds whose record or weights file is damaged (they are
+        trained again); the fold in progress is kept."""
+        intact = set(intact_folds(self.model_dir))
+        dropped = [f for f in self.completed if f not in intact]
+        if dropped:
+            self.completed = [f for f in self.completed if f in intact]
+            self.save()
+            print(f"Completed fold(s) {', '.join(map(str, dropped))} of {self.model_dir} are damaged: trained again")
 
     def save_fold(self, done: CompletedFold) -> None:
         """Keep a completed fold's evaluation, then record it as complete (in that order:
@@ -149,14 +185,123 @@ class RunState:
 
     def load_fold(self, fold: int) -> CompletedFold:
         path = self.folder / f"fold_{fold}.npz"
-        with np.load(path, allow_pickle=False) as npz:
-            info = json.loads(str(npz["meta"]))
-            values = {**info["result"], **{k.removeprefix("result_"): npz[k] for k in npz.files if k != "meta"}}
-        return CompletedFold(FoldResult(**values), Path(info["weights"]), info["history"], info["best_epoch"])
+        try:
+            done = read_fold(path)
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged or missing file raises
+            raise damaged_state(self.model_dir, path, exc) from None
+        if not weights_intact(done.weights):
+            raise damaged_state(self.model_dir, done.weights, "the completed fold's weights file is unreadable")
+        return done
 
     def finish(self) -> None:
         """The run is complete: no resume state any more (the folder then counts as complete)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def read_fold(path: Path) -> CompletedFold:
+    """A completed fold's record (``fold_<i>.npz``)."""
+    with np.load(path, allow_pickle=False) as npz:
+        info = json.loads(str(npz["meta"]))
+        values = {**info["result"], **{k.removeprefix("result_"): npz[k] for k in npz.files if k != "meta"}}
+    return CompletedFold(FoldResult(**values), Path(info["weights"]), info["history"], info["best_epoch"])
+
+
+def weights_intact(path: Path) -> bool:
+    """Whether a weights file reads to its last byte (h5py, without loading TensorFlow)."""
+    import h5py
+
+    def read(name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not intact"
+        return False
+
+
+def intact_folds(model_dir: Path) -> list[int]:
+    """The completed folds of a run whose record and weights file are both readable."""
+    folds = []
+    for path in sorted((Path(model_dir) / STATE_DIR).glob("fold_*.npz")):
+        try:
+            done = read_fold(path)
+        except Exception:  # noqa: BLE001 - a damaged record: that fold is trained again
+            continue
+        if weights_intact(done.weights):
+            folds.append(done.result.fold)
+    return sorted(folds)
+
+
+def read_settings(model_dir: Path) -> dict[str, Any] | None:
+    """``settings.json``: the run's settings and data fingerprint (None: missing or damaged)."""
+    try:
+        recorded = json.loads((Path(model_dir) / STATE_DIR / SETTINGS_FILE).read_text())
+        config_from_settings(recorded["settings"])
+        recorded["data"]["shape"]
+        return recorded
+    except Exception:  # noqa: BLE001 - damaged in any way: unusable
+        return None
+
+
+def restart_command(settings: dict[str, Any], data: dict[str, Any]) -> str:
+    """``timnet train ...`` that starts a run again with ``settings``: the flags that differ
+    from what the recipe and data give anyway (all of them, if that would not reproduce it)."""
+    from timnet.config import FLAGS, make_config
+
+    stored = config_from_settings(settings)
+    data_arg = data.get("file") or stored.data
+    base = {"recipe": stored.recipe, "data": data_arg}
+
+    def flags(only_different: bool) -> dict[str, Any]:
+        default = make_config(base)
+        given = dict(base)
+        for flag in FLAGS:
+            if flag.name in ("resume", "from_completed_folds") or flag.name in given:
+                continue
+            value = _field_value(stored, flag.field)
+            if value is None or (only_different and _same(value, _field_value(default, flag.field))):
+                continue
+            given[flag.name] = value
+        return given
+
+    given = flags(True)
+    try:
+        same = make_config(given).replace(data=stored.data) == stored.replace(resume=None, from_completed_folds=False)
+    except UserError:
+        same = False
+    if not same:
+        given = flags(False)
+    parts = ["timnet train"]
+    for name, value in given.items():
+        if isinstance(value, bool):
+            if value:
+                parts.append(f"--{name}")
+        else:
+            parts.append(f"--{name} {value}")
+    return " ".join(parts)
+
+
+class DamagedStateError(UserError):
+    """The resume state of a run cannot be read (the message gives the choices)."""
+
+
+def damaged_state(run: Path, path: Path, why: Any) -> UserError:
+    """One error for a damaged resume state: the run, the file, and the choices."""
+    reason = str(why).splitlines()[0] if str(why) else type(why).__name__
+    head = f"run {run.name}: {path} is damaged ({reason}); "
+    recorded = read_settings(run)
+    if recorded is None:
+        return DamagedStateError(head + f"its settings ({run / STATE_DIR / SETTINGS_FILE}) are lost too, so it cannot be "
+                         "continued: start a new run with the flags it was started with")
+    intact = intact_folds(run)
+    restart = f"start it again with the same settings: {restart_command(recorded['settings'], recorded['data'])}"
+    if not intact:
+        return DamagedStateError(head + "no completed fold is intact; " + restart)
+    return DamagedStateError(head + f"either continue from its intact completed folds ({', '.join(map(str, intact))}; the "
+                     f"others are trained again): {resume_command(run)} --from_completed_folds, or " + restart)
 
 
 def _json_default(value: Any) -> Any:
@@ -169,6 +314,19 @@ def _json_default(value: Any) -> Any:
 
 def is_incomplete(run: Path) -> bool:
     return (run / STATE_DIR / STATE_FILE).is_file()
+
+
+def saved_summary(run: Path) -> str:
+    """What an interrupted run kept, and how to continue it (for the one line of a second Ctrl-C)."""
+    try:
+        state = RunState.load(run)
+        parts = [f"fold(s) {', '.join(map(str, state.completed))} complete"] if state.completed else []
+        if state.progress is not None and state.progress.epoch:
+            parts.append(f"fold {state.progress.fold} saved after epoch {state.progress.epoch}")
+        kept = "; ".join(parts) or "no epoch complete"
+    except UserError:
+        kept = "the resume state is unreadable"
+    return f"the run {run} was saved ({kept}); continue it with: {resume_command(run)}"
 
 
 def resume_command(run: Path) -> str:
@@ -230,7 +388,15 @@ def resume_config(spec: str, model_path: Path, given: dict[str, Any]) -> Trainin
     only where it runs (``--gpu``) taken from ``given``; a flag in ``given`` that
     contradicts the run's setting is an error naming both values."""
     run = find_run(spec, model_path)
-    state = RunState.load(run)
+    try:
+        state = RunState.load(run)
+    except DamagedStateError:
+        if not given.get("from_completed_folds"):
+            raise
+        state = RunState.rebuild(run)
+    else:
+        if given.get("from_completed_folds"):
+            state.drop_damaged_folds()
     stored = config_from_settings(state.settings)
     for name, value in given.items():
         if name in FREE_SETTINGS or name not in FLAG_BY_NAME:

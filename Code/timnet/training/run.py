@@ -131,14 +131,16 @@ class Run:
         seed_everything(plan.config.random_seed)
         return self.strategy
 
-    def execute(self) -> TrainOutcome:
-        """Train every planned fold and evaluate its test part."""
+    def execute(self, keep_state: bool = False) -> TrainOutcome:
+        """Train every planned fold and evaluate its test part. ``keep_state``: a complete
+        run keeps its resume state until ``outcome.finish()`` (call it once the reports are
+        written: a run killed while writing them can still be resumed)."""
         from timnet.training.loop import train
 
         plan = self.plan or self.setup()
         strategy = self.strategy or self.prepare_devices()
         outcome = train(plan.config, plan.features, strategy, verbose=self.verbose, reuse_model=self.reuse_model,
-                        plan=(plan.splits, plan.n_folds), state=plan.state)
+                        plan=(plan.splits, plan.n_folds), state=plan.state, keep_state=keep_state)
         outcome.report.notes[:0] = plan.notes
         return outcome
 
@@ -177,9 +179,11 @@ def run_training(config: TrainingConfig, features: FeatureSet | None = None, giv
     run = Run(config, features, given, verbose=verbose, quiet_devices=quiet_devices)
     run.setup()
     strategy = run.prepare_devices()
-    outcome = run.execute()
+    outcome = run.execute(keep_state=True)
     if outputs and is_chief(strategy):
         run.finish(outcome, figures=figures)
+    if outcome.finish is not None:  # the reports are written: the run is complete
+        outcome.finish()
     return outcome
 
 
