@@ -63,6 +63,7 @@ def test_lower_layers_never_import_the_command_line() -> None:
 # The package layers, bottom to top (architecture.md): a module imports only its own rank or below.
 RANKS: dict[str, int] = {
     "timnet.errors": 1, "timnet.paths": 1, "timnet.jsonable": 1, "timnet.keras_compat": 1, "timnet.version": 1,
+    "timnet.timings": 1, "timnet.faults": 1,
     "timnet.features": 2,
     "timnet.config": 3, "timnet.protocols": 3,
     "timnet.network": 4,

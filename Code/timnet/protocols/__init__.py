@@ -9,9 +9,9 @@ names. Free of TensorFlow (the command line checks the splits before it loads).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from timnet.errors import UserError
-from timnet.features.files import FeatureSet
 from timnet.protocols.base import (
     MIN_VALIDATION,
     FoldIdentity,
@@ -31,6 +31,9 @@ from timnet.protocols.standard import (
     kfold_splits,
     loso_splits,
 )
+
+if TYPE_CHECKING:
+    from timnet.features.files import FeatureSet
 
 REGISTRY: dict[str, Protocol] = {p.name: p for p in (HoldoutProtocol(), KFoldProtocol(), LosoProtocol(),
                                                      GroupKFoldProtocol(), SplitFileProtocol())}

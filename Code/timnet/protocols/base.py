@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from timnet.errors import UserError
-from timnet.features.files import FeatureSet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from timnet.features.files import FeatureSet
 
 # A hold-out validation part smaller than this picks the "best" epoch by noise.
 MIN_VALIDATION = 4
@@ -163,6 +165,7 @@ def check_training_data(splits: list[Split], labels: np.ndarray, class_labels: t
     At least two classes must be present; every class present in the file needs an
     utterance in every training part (else the model never sees it, and the report
     scores it anyway); a validation part that picks a best epoch needs :data:`MIN_VALIDATION`."""
+    import numpy as np
     counts = np.bincount(labels, minlength=len(class_labels))
     present = np.flatnonzero(counts)
     if len(present) < 2:

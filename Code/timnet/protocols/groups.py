@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from timnet.errors import UserError
-from timnet.features.files import FeatureSet
 from timnet.protocols.base import _SUFFIX, Protocol, ProtocolSettings, Split
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from timnet.features.files import FeatureSet
 
 GROUP_KEYS = ("speaker", "session")
 
 
 def group_values(features: FeatureSet, key: str, source: str) -> np.ndarray:
     """The group of every utterance: the feature file's ``speaker`` or ``session`` key."""
+    import numpy as np
     if key not in GROUP_KEYS:
         raise UserError(f"--group {key}: choose from {', '.join(GROUP_KEYS)}")
     values = features.speakers if key == "speaker" else features.extra.get("session")
@@ -31,6 +35,7 @@ def group_kfold_splits(labels: np.ndarray, groups: np.ndarray, folds: int, seed:
                        source: str) -> list[Split]:
     """scikit-learn's ``StratifiedGroupKFold(folds, shuffle=True, random_state=seed)``:
     no group in two folds; the classes as balanced over the folds as the groups allow."""
+    import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = len(np.unique(groups))

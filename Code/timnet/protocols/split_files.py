@@ -18,12 +18,14 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from timnet.errors import UserError
-from timnet.features.files import FeatureSet
 from timnet.protocols.base import _SUFFIX, FoldIdentity, Protocol, ProtocolSettings, Split, digest_of, file_stem
+
+if TYPE_CHECKING:
+
+    from timnet.features.files import FeatureSet
 
 PARTS = {"train": "train", "training": "train", "valid": "valid", "validation": "valid", "dev": "valid",
          "val": "valid", "test": "test"}
@@ -115,6 +117,7 @@ def read_split_file(path: Path) -> list[dict[str, list[str]]]:
 
 def match_folds(folds: list[dict[str, list[str]]], features: FeatureSet, source: str, given: str) -> list[Split]:
     """Map every row to an utterance of ``features`` by file stem."""
+    import numpy as np
     if features.files is None:
         raise UserError(f"{source}: --protocol splits needs the utterances' file names (a 'path' key; "
                         "re-extract the corpus with timnet extract)")

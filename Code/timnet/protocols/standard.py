@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from timnet.errors import UserError
-from timnet.features.files import FeatureSet
 from timnet.protocols.base import _SUFFIX, Protocol, ProtocolSettings, Split
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from timnet.features.files import FeatureSet
 
 HOLDOUT_STEM = "weights_best"
 
 
 def holdout_split(labels: np.ndarray, seed: int, validation: float = 0.1) -> list[Split]:
     """The seed's stratified 90/10 split."""
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(labels))
@@ -32,6 +36,7 @@ def holdout_split(labels: np.ndarray, seed: int, validation: float = 0.1) -> lis
 
 def kfold_splits(n: int, folds: int, seed: int) -> list[Split]:
     """The paper's ``KFold(n_splits, shuffle=True, random_state=seed)`` over the corpus."""
+    import numpy as np
     from sklearn.model_selection import KFold
 
     if folds < 2 or folds > n:
@@ -42,6 +47,7 @@ def kfold_splits(n: int, folds: int, seed: int) -> list[Split]:
 
 def loso_splits(speakers: np.ndarray | None, source: str) -> list[Split]:
     """Leave one speaker out: one fold per speaker, in sorted speaker order."""
+    import numpy as np
     if speakers is None:
         raise UserError(
             f"{source}: --protocol loso needs a 'speaker' key in the feature file "
