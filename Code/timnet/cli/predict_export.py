@@ -108,7 +108,6 @@ def _report(rows: list[PredictionRow], predictor: Predictor, args: argparse.Name
 
 def run_export(args: argparse.Namespace) -> int:
     """A model file -> one self-contained .keras file, or an ONNX / LiteRT / SavedModel artifact."""
-    from timnet.modelfiles.loading import file_head
     from timnet.modelfiles.naming import resolve_model_file
 
     fmt, input_kind, quantize = getattr(args, "format", "keras"), getattr(args, "input", "mfcc"), \
@@ -128,6 +127,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"--output {output}: the file exists; give --overwrite to replace it")
     paths.check_writable(output.parent, "--output", output)
     source = resolve_model_file(user_path(args.test_path), args.fold)
+    from timnet.modelfiles.loading import file_head  # NumPy: after the checks above
 
     head, has_centroids = file_head(source)
     features = None

@@ -341,7 +341,7 @@ def _train(config: TrainingConfig, features: FeatureSet, strategy: tf.distribute
         with timings.phase("TensorBoard hparams"):
             tensorboard_logs.log_run_hparams(run_log_dir, run, report)
     return TrainOutcome(report, model_dir, result_dir, weights, histories, stop.requested, config, run_log_dir,
-                        command, finish)
+                        command, finish=finish)
 
 
 class _StateSaver:

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from timnet import paths, protocols, timings
 from timnet.config import TrainingConfig
-from timnet.features.classes import select_classes
-from timnet.features.files import FeatureSet, load_data
 from timnet.protocols import Split
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from timnet.features.files import FeatureSet
     from timnet.training.loop import TrainOutcome
     from timnet.training.resume import RunState
 
@@ -86,6 +85,9 @@ class Run:
 
     def setup(self) -> RunPlan:
         """Settings (resume), folders, data and splits: every user error, before TensorFlow."""
+        from timnet.features.classes import select_classes
+        from timnet.features.files import FeatureSet, load_data
+
         started = dt.datetime.now(dt.UTC)
         config = self.config
         data: str | FeatureSet = self.features if self.features is not None else config.data
