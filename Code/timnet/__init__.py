@@ -12,9 +12,11 @@ The Python API::
 
 Layout (one sub-package per concern): ``network`` (layers, losses), ``features`` (MFCCs,
 feature files, corpus parsers, mixing, demo corpus), ``protocols`` (splits, fold
-identities, weights-file names), ``training`` (the Run, loop, callbacks, resume, devices), ``modelfiles`` (Keras 2 weights, portable ``.keras``, naming,
-metadata, loading, export), ``evaluation`` (scoring, testing, reports, figures),
-``inference`` (featurising and scoring audio), ``cli`` (the ``timnet`` command).
+identities, weights-file names), ``training`` (the Run, loop, callbacks, resume, devices),
+``modelfiles`` (Keras 2 weights, portable ``.keras``, naming, metadata, loading, export to
+ONNX/LiteRT/SavedModel), ``evaluation`` (scoring, testing, reports, figures), ``inference``
+(featurising and scoring audio; exported files without TensorFlow), ``serving`` (``timnet
+serve``), ``cli`` (the ``timnet`` command).
 """
 
 from __future__ import annotations
