@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "Code"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EMODB_WAV = ROOT.parent / "shared" / "corpora" / "emodb-2s" / "wav" / "03a01Wa.wav"
@@ -41,7 +40,7 @@ EMODB_WAV = ROOT.parent / "shared" / "corpora" / "emodb-2s" / "wav" / "03a01Wa.w
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(ROOT / "Code"), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return env
 
 

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Code"))
-
 from timnet.features.audio_io import read_signal  # noqa: E402
 from timnet.features.corpora import CLASS_LABELS  # noqa: E402
 from timnet.inference.exported import ExportedPredictor  # noqa: E402

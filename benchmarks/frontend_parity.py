@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Code"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tqdm import tqdm  # noqa: E402
