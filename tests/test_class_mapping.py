@@ -246,3 +246,24 @@ def test_export_computes_centroids_of_the_shared_classes(tmp_path: Path) -> None
     rav = load_features(corpus(tmp_path / "rav.npy", RAVDESS_LIKE, 16, seed=7))
     with pytest.raises(UserError, match="no utterance of the model's class.* boredom"):
         export_model(source, tmp_path / "out2.keras", "rav", rav, seed=1)
+
+
+def test_a_class_subset_run_resumes(tmp_path: Path) -> None:
+    """A --classes run killed in fold 2 resumes: the run recorded the subset it trained on."""
+    import subprocess
+    import sys
+
+    from helpers import FAST, cli_env, write_tiny
+
+    data = write_tiny(tmp_path / "tiny.npy", n=60, frames=20)
+    folders = ["--model_path", str(tmp_path / "m"), "--result_path", str(tmp_path / "r"), "--log_dir",
+               str(tmp_path / "l")]
+    train = [sys.executable, "-m", "timnet", "train", "--data", str(data), "--recipe", "paper", "--split_fold", "3",
+             "--epoch", "2", "--classes", "angry,happy,sad", "--dilation_size", "2", "--no_figures", *FAST, *folders]
+    killed = subprocess.run(train, cwd=tmp_path, env={**cli_env(), "TIMNET_FAULT": "epoch_end:fold=2:epoch=1:SIGKILL"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "timnet", "train", "--resume", "last", *folders[:2]],
+                             cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "folds 1 complete" in resumed.stdout

@@ -105,12 +105,12 @@ class Run:
         for name in ("model_path", "result_path", "log_dir"):
             paths.check_writable(getattr(config, name), f"--{name}")
         features = data if isinstance(data, FeatureSet) else load_data(str(data))
-        if state is not None:
+        selection = select_classes(features, config.classes)  # --classes: a subset, by name
+        features = selection.features
+        if state is not None:  # the run recorded the data it trained on: the subset
             from timnet.training import resume
 
             resume.check_same_data(features, state)
-        selection = select_classes(features, config.classes)  # --classes: a subset, by name
-        features = selection.features
         splits, n_folds = protocols.planned_splits(config.protocol, features, config.protocol_settings,
                                                    config.first_fold, config.max_folds)
         record = None
