@@ -127,6 +127,8 @@ class TrainingConfig:
 
     data: str = DEFAULT_DATA
     classes: str | None = None  # train on these classes only: "angry,happy,neutral,sad" (names or synonyms)
+    test_data: str | None = None  # cross-corpus: the corpora tested on, "B,C" (names in MFCC/ or .npy paths)
+    seeds: str | None = None  # a series: the run repeated for each seed, "46,47,48"
     recipe: str = DEFAULT_RECIPE
     loss: str = _SEED.loss
     protocol: str = _SEED.protocol
@@ -184,6 +186,9 @@ class TrainingConfig:
             raise ConfigError("data", self.data, "give a feature file name in MFCC/ or a path to a .npy file")
         if self.classes is not None:
             object.__setattr__(self, "classes", _class_list(self.classes))
+        self._check_cross_corpus()
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", _seed_list(self.seeds))
         if self.resume is not None and (not isinstance(self.resume, str) or not self.resume.strip()):
             raise ConfigError("resume", self.resume, "give a run folder under --model_path, or last")
         if self.from_completed_folds and self.resume is None:
@@ -207,6 +212,41 @@ class TrainingConfig:
                               "batch size, label smoothing) still has the seed recipe's value; make the configuration "
                               f"with timnet.make_config({{'recipe': '{self.recipe}', ...}}), which applies the recipe")
 
+    def _check_cross_corpus(self) -> None:
+        """--test_data goes with --protocol cross-corpus, both ways; test corpora differ from --data."""
+        if self.test_data is not None:
+            parts = self.test_data.split(",") if isinstance(self.test_data, str) else self.test_data
+            if not isinstance(parts, (list, tuple)) or not all(isinstance(p, str) for p in parts):
+                raise ConfigError("test_data", self.test_data, "give corpus names in MFCC/ or .npy paths, "
+                                  "comma-separated")
+            names = [p.strip() for p in parts if p.strip()]
+            if not names:
+                raise ConfigError("test_data", self.test_data, "give the corpora to test on, comma-separated "
+                                  "(e.g. RAVDE or RAVDE,SAVEE)")
+            corpora_given = [corpus_name(n) for n in names]
+            if self.data_name in corpora_given:
+                raise ConfigError("test_data", ",".join(names), f"must differ from --data {self.data} (the "
+                                  "cross-corpus protocol tests on other corpora; for one corpus use kfold, "
+                                  "group-kfold or loso)")
+            if len(set(corpora_given)) != len(corpora_given):
+                raise ConfigError("test_data", ",".join(names), "names one corpus twice")
+            object.__setattr__(self, "test_data", ",".join(names))
+            if self.protocol != "cross-corpus":
+                raise ConfigError("test_data", self.test_data, f"goes with --protocol cross-corpus (not "
+                                  f"{self.protocol}): add --protocol cross-corpus to train on --data and test on it")
+        elif self.protocol == "cross-corpus":
+            raise ConfigError("protocol", self.protocol, "give the corpora to test on with --test_data B[,C...]")
+
+    @property
+    def test_corpora(self) -> tuple[str, ...]:
+        """``--test_data`` as a list (empty without it)."""
+        return tuple(self.test_data.split(",")) if self.test_data else ()
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """``--seeds`` as numbers (empty without it)."""
+        return tuple(int(s) for s in self.seeds.split(",")) if self.seeds else ()
+
     @property
     def head(self) -> str:
         return head_for_loss(self.loss)
@@ -220,7 +260,7 @@ class TrainingConfig:
     @property
     def data_name(self) -> str:
         """``--data``'s corpus name: a file's stem for a path to a ``.npy``."""
-        return Path(self.data).stem if str(self.data).endswith(".npy") else str(self.data)
+        return corpus_name(self.data)
 
     def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with ``changes``; architecture fields may be given by name too."""
@@ -256,6 +296,33 @@ def _class_list(value: Any) -> str:
         raise ConfigError("classes", value, "give at least two class names, comma-separated "
                           "(e.g. angry,happy,neutral,sad)")
     return ",".join(names)
+
+
+def corpus_name(data: str) -> str:
+    """A corpus's name: ``EMODB`` as it is, a ``.npy`` path's stem."""
+    return Path(data).stem if str(data).endswith(".npy") else str(data)
+
+
+def _seed_list(value: Any) -> str:
+    """``--seeds``: "46,47,48" or a sequence of whole numbers -> "46,47,48" (distinct, each a valid seed)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    accepted = f"give distinct whole numbers between 0 and {MAX_SEED}, comma-separated (e.g. 46,47,48)"
+    if not isinstance(parts, (list, tuple)):
+        raise ConfigError("seeds", value, accepted)
+    seeds = []
+    for part in parts:
+        if isinstance(part, bool):
+            raise ConfigError("seeds", value, accepted)
+        try:
+            seed = int(part.strip()) if isinstance(part, str) else part
+        except ValueError:
+            raise ConfigError("seeds", value, accepted) from None
+        if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError("seeds", value, accepted)
+        seeds.append(seed)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", value, accepted)
+    return ",".join(map(str, seeds))
 
 
 def _show(value: Any) -> str:
@@ -323,6 +390,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("data", "data", "data", "feature file: a name in MFCC/ (e.g. EMODB) or a path to a .npy"),
     Flag("classes", "classes", "data", "train on these classes of the file only, comma-separated, e.g. "
          "angry,happy,neutral,sad (synonyms match: fearful = fear); the report counts the utterances left out"),
+    Flag("test_data", "test_data", "data", "--protocol cross-corpus: the corpora to test on, comma-separated (names "
+         "in MFCC/ or .npy paths); the model trains on all of --data over the classes they share"),
     Flag("recipe", "recipe", "optimisation", "defaults of loss, protocol, dropout, epoch, batch size, smoothing"),
     Flag("loss", "loss", "optimisation",
          "npair: L2-normalised embedding + N-pair loss (seed); ce: softmax + cross-entropy (paper)"),
@@ -333,6 +402,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("beta2", "beta2", "optimisation", "Adam beta_2"),
     Flag("label_smoothing", "label_smoothing", "optimisation", "smoothing of the training labels"),
     Flag("random_seed", "random_seed", "optimisation", "seeds Python, NumPy, TensorFlow and the splits"),
+    Flag("seeds", "seeds", "optimisation", "repeat the run for each of these seeds, comma-separated (e.g. "
+         "46,47,48): each seed's metrics and their mean ± std (a series, resumed with --resume <series folder>)"),
     Flag("filter_size", "architecture.filters", "architecture", "channels of every convolution"),
     Flag("kernel_size", "architecture.kernel_size", "architecture", "kernel size of the dilated convolutions"),
     Flag("stack_size", "architecture.stack_size", "architecture", "repetitions of the dilation stack"),

@@ -20,6 +20,7 @@ from timnet.protocols.base import (
     Split,
     check_training_data,
 )
+from timnet.protocols.cross_corpus import CrossCorpusProtocol
 from timnet.protocols.groups import GROUP_KEYS, GroupKFoldProtocol
 from timnet.protocols.split_files import SplitFileProtocol
 from timnet.protocols.standard import (
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from timnet.features.files import FeatureSet
 
 REGISTRY: dict[str, Protocol] = {p.name: p for p in (HoldoutProtocol(), KFoldProtocol(), LosoProtocol(),
-                                                     GroupKFoldProtocol(), SplitFileProtocol())}
+                                                     GroupKFoldProtocol(), SplitFileProtocol(),
+                                                     CrossCorpusProtocol())}
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 __all__ = ["GROUP_KEYS", "HOLDOUT_STEM", "MIN_VALIDATION", "NAMES", "REGISTRY", "FoldIdentity", "Protocol", "ProtocolSettings",

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from timnet import keras_compat, paths, protocols, timings
-from timnet.config import TrainingConfig
+from timnet.config import TrainingConfig, corpus_name
 from timnet.errors import WRITE_ERRNOS, Interrupted, UserError, WriteError
 from timnet.evaluation import tensorboard_logs
 from timnet.evaluation.background import OutputWorker
@@ -95,7 +95,11 @@ def _verbosity(verbose: int | str) -> int:
 
 
 def run_name(config: TrainingConfig, stamp: str) -> str:
-    return f"{config.data_name}_{config.random_seed}_{stamp}"
+    """``<DATA>_<seed>_<time>``; a cross-corpus run ``<DATA>_to_<TEST>_<seed>_<time>``."""
+    data = config.data_name
+    if config.test_data:
+        data += "_to_" + "+".join(corpus_name(t) for t in config.test_corpora)
+    return f"{data}_{config.random_seed}_{stamp}"
 
 
 def training_dataset(features: FeatureSet, targets: np.ndarray, split: Split, config: TrainingConfig) -> tf.data.Dataset:

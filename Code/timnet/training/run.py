@@ -105,8 +105,15 @@ class Run:
         for name in ("model_path", "result_path", "log_dir"):
             paths.check_writable(getattr(config, name), f"--{name}")
         features = data if isinstance(data, FeatureSet) else load_data(str(data))
-        selection = select_classes(features, config.classes)  # --classes: a subset, by name
-        features = selection.features
+        if config.test_data:  # cross-corpus: the training corpus and the test corpora as one set
+            from timnet.features.cross_corpus import join_corpora
+
+            config = config.replace(test_data=absolute_data_list(config.test_data))
+            joined = join_corpora(features, [load_data(t) for t in config.test_corpora], config.classes)
+            features, notes = joined.features, joined.notes()
+        else:
+            selection = select_classes(features, config.classes)  # --classes: a subset, by name
+            features, notes = selection.features, [selection.note()] if selection.note() else []
         if state is not None:  # the run recorded the data it trained on: the subset
             from timnet.training import resume
 
@@ -118,8 +125,7 @@ class Run:
             from timnet.evaluation import provenance
 
             record = provenance.feature_file_record(features.path)  # the file as read, before training
-        self.plan = RunPlan(config, features, splits, n_folds, state, record, started,
-                            [selection.note()] if selection.note() else [])
+        self.plan = RunPlan(config, features, splits, n_folds, state, record, started, notes)
         return self.plan
 
     def prepare_devices(self) -> tf.distribute.Strategy:
@@ -161,6 +167,12 @@ class Run:
                                      already=written)
         outcome.written = written
         return written
+
+
+def absolute_data_list(data: str) -> str:
+    """Comma-separated ``--data``-like values with ``.npy`` paths made absolute (names in
+    MFCC/ stay names), so a run resumed from another folder finds them."""
+    return ",".join(str(Path(d).expanduser().absolute()) if d.endswith(".npy") else d for d in data.split(","))
 
 
 def excel_name(config: TrainingConfig, kind: str, war: float, folder: Path) -> str:
