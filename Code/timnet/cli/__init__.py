@@ -1,4 +1,4 @@
-"""The ``timnet`` command: ``timnet train|test|predict|export|serve|extract|mix|figures|demo-corpus``.
+"""The ``timnet`` command: ``timnet train|cross-corpus|test|predict|export|serve|extract|mix|figures|demo-corpus``.
 
 Each subcommand's ``--help`` lists only its own flags, grouped. The seed's
 ``python main.py --mode ...`` is the same commands behind one parser
@@ -25,6 +25,22 @@ TEST_CONFIG_FLAGS = ("data", "random_seed", "gpu", "model_path", "result_path", 
 def add_train(parser: argparse.ArgumentParser) -> None:
     g = groups(parser, ("data", "architecture", "optimisation", "protocol", "devices", "outputs"))
     add_config_flags(parser, None, g)  # every configuration flag
+    g["outputs"].add_argument("--no_figures", action="store_true", help="skip the PNG figures")
+
+
+# timnet cross-corpus: the pairs set data, test data and protocol; the rest are the usual training flags.
+CROSS_CORPUS_EXCLUDED = ("data", "test_data", "protocol", "split_fold", "group", "splits", "max_folds", "first_fold",
+                         "from_completed_folds")
+
+
+def add_cross_corpus(parser: argparse.ArgumentParser) -> None:
+    from timnet.config import FLAGS
+
+    g = groups(parser, ("data", "architecture", "optimisation", "protocol", "devices", "outputs"))
+    g["data"].add_argument("--corpora", help="two or more corpora, comma-separated (names in MFCC/ or .npy paths, "
+                           "extracted with one --mean_signal_length): every ordered pair A -> B is a run that trains "
+                           "on A and tests on B over their shared classes")
+    add_config_flags(parser, tuple(f.name for f in FLAGS if f.name not in CROSS_CORPUS_EXCLUDED), g)
     g["outputs"].add_argument("--no_figures", action="store_true", help="skip the PNG figures")
 
 
@@ -107,6 +123,12 @@ def run_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_cross_corpus(args: argparse.Namespace) -> int:
+    from timnet.cli.train_test import run_cross_corpus as run
+
+    return run(args)
+
+
 def run_test(args: argparse.Namespace) -> int:
     from timnet.cli.train_test import run_test as run
 
@@ -150,6 +172,9 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 COMMANDS: dict[str, Command] = {
     "train": (add_train, run_train, "train TIM-Net under a protocol and evaluate every fold",
               "timnet train --recipe paper --data EMODB --bidirection"),
+    "cross-corpus": (add_cross_corpus, run_cross_corpus, "train on each corpus, test on each other one: the "
+                     "cross-corpus matrix over seeds",
+                     "timnet cross-corpus --corpora EMODB,RAVDE --recipe paper --seeds 46,47,48"),
     "test": (add_test, run_test, "test trained or downloaded weights on a feature file",
              "timnet test --data EMODB --test_path Test_Models/EMODB_46"),
     "predict": (add_predict, run_predict, "the emotion of your own recordings",

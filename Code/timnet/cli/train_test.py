@@ -10,6 +10,7 @@ from pathlib import Path
 from timnet import paths
 from timnet.cli.common import user_path
 from timnet.cli.options import architecture_overrides, config_from_args, given_settings
+from timnet.config import TrainingConfig
 from timnet.errors import UserError
 
 SEED_TEST_PATH = "Test_Models/INTERSECT_46_dilation_8_dropout_05_add_esd_npairLoss"
@@ -32,6 +33,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     start = time.time()
     config = config_from_args(args)  # impossible settings fail before anything loads
+    if config.seeds or series_folder(config) is not None:
+        return run_series(args, config)
     run = Run(config, given=given_settings(args))
     plan = run.setup()  # so do the folders, the data and classes a protocol cannot train on
     strategy = run.prepare_devices()
@@ -57,6 +60,60 @@ def run_train(args: argparse.Namespace) -> int:
     if outcome.resume_command:
         print(f"\nThe run is incomplete; continue it with:\n  {outcome.resume_command}")
     return 0
+
+
+def series_folder(config: TrainingConfig) -> Path | None:
+    """``--resume``'s folder when it is a series (``series.json``), else None."""
+    if not config.resume or config.resume == "last":
+        return None
+    from timnet.training.series import is_series
+
+    return is_series(config.resume, paths.resolve(config.model_path))
+
+
+def run_series(args: argparse.Namespace, config: TrainingConfig, corpora: list[str] | None = None) -> int:
+    """A series: ``--seeds`` (each seed's run), ``timnet cross-corpus`` (every ordered pair for
+    each seed), or ``--resume <series folder>`` (its recorded plan; only --gpu may be given)."""
+    from timnet.training.series import SERIES_FILE, Series, plan_cross_corpus, plan_seeds
+    from timnet.training.series import run_series as run
+
+    given = given_settings(args)
+    folder = series_folder(config)
+    gpu = None
+    if folder is not None:
+        extra = sorted(set(given) - {"resume", "gpu", "model_path"})
+        if corpora or extra:
+            flag = "--corpora" if corpora else f"--{extra[0]}"
+            raise UserError(f"{flag}: a series resumes with the settings it recorded ({folder / SERIES_FILE}); "
+                            f"drop {flag} (only --gpu may change)")
+        series = Series.load(folder)
+        gpu = given.get("gpu")
+    elif config.resume:
+        raise UserError(f"--resume {config.resume}: a single run resumes without --seeds; drop --seeds")
+    elif corpora is not None:
+        series = plan_cross_corpus(corpora, given)
+    else:
+        series = plan_seeds(config)
+    figures = not getattr(args, "no_figures", False)
+    outcome = run(series, gpu=gpu, figures=figures)
+    print()
+    outcome.print()
+    if outcome.written:
+        print_written(series.result_dir, outcome.written)
+    if outcome.resume_command:
+        print(f"The series is incomplete; continue it with:\n  {outcome.resume_command}")
+    return 0
+
+
+def run_cross_corpus(args: argparse.Namespace) -> int:
+    """``timnet cross-corpus --corpora A,B[,...]``: every ordered pair, for each seed."""
+    config = config_from_args(args)  # flags checked first
+    text = getattr(args, "corpora", None)
+    corpora = [c.strip() for c in text.split(",") if c.strip()] if text else None
+    if series_folder(config) is None and corpora is None:
+        raise UserError("--corpora: give two or more corpora, comma-separated (e.g. --corpora EMODB,RAVDE), or "
+                        "--resume <series folder>")
+    return run_series(args, config, corpora)
 
 
 def default_test_path(model_path: Path) -> Path:

@@ -632,6 +632,33 @@ def confusion_figure(cm: np.ndarray, class_labels: list[str], title: str = "",
     return fig
 
 
+def plot_matrix(values: np.ndarray, row_labels: list[str], col_labels: list[str], path: str | Path,
+                title: str = "", texts: list[list[str]] | None = None, xlabel: str = "", ylabel: str = "",
+                label: str = "UAR") -> Path:
+    """A heatmap of scores in [0, 1] (say, cross-corpus UAR: rows train, columns test);
+    NaN cells (a corpus against itself) stay blank. Written atomically."""
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix of shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+    texts = texts or [["" if not np.isfinite(v) else f"{v:.3f}" for v in row] for row in values]
+    side = max(4.5, 1.1 * max(values.shape) + 2.5)
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):  # viridis is dark at the low end: white text there
+            dark = np.isfinite(values[i, j]) and values[i, j] < 0.55
+            ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=11, color="white" if dark else "black")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03).set_label(label)
+    if title:
+        ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=11)
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------
 # t-SNE
 # --------------------------------------------------------------------------------------
