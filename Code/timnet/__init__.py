@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from timnet.features.files import FeatureSet
     from timnet.model import TimNetModel
     from timnet.training.loop import TrainOutcome
+    from timnet.training.series import SeriesOutcome
 
 __all__ = ["__version__", "ArchitectureConfig", "TimNetModel", "TrainingConfig", "UserError", "load", "make_config", "train"]
 
@@ -47,7 +48,7 @@ def load(path: str | Path, data: str = DEFAULT_DATA, fold: int | None = None) ->
 
 
 def train(config: TrainingConfig, features: FeatureSet | str | Path | None = None, verbose: int | str = 0,
-          outputs: bool = True, figures: bool = True) -> TrainOutcome:
+          outputs: bool = True, figures: bool = True) -> TrainOutcome | SeriesOutcome:
     """Train under ``config`` exactly as ``timnet train`` does (the same
     :class:`timnet.training.run.Run`: devices, seeding with op determinism, mixed
     precision, run folders, resume): the same model files, and, unless ``outputs`` is
@@ -58,8 +59,21 @@ def train(config: TrainingConfig, features: FeatureSet | str | Path | None = Non
     the run's recorded settings are used. ``features``: a FeatureSet, a corpus name in
     ``MFCC/`` or a ``.npy`` path (default: ``config.data``). Returns the outcome: its
     ``report`` (what the command line prints), ``weights`` (the model files, which
-    ``timnet.load`` reads), ``model_dir``/``result_dir`` and ``written`` (the report files)."""
+    ``timnet.load`` reads), ``model_dir``/``result_dir`` and ``written`` (the report files).
+
+    With ``config.seeds`` (``make_config({..., "seeds": "46,47,48"})``) the run is repeated
+    for each seed, as ``timnet train --seeds`` does (a series, always with its outputs, from
+    ``config.data``): the result is a :class:`timnet.training.series.SeriesOutcome` whose
+    ``metrics`` hold every seed's WAR, UAR and macro-F1 and their mean ± std."""
     from timnet.features.files import FeatureSet, load_data
+
+    if config.seeds:
+        if features is not None or not outputs:
+            raise UserError("timnet.train: a series (seeds) reads config.data and writes its outputs; drop "
+                            "features= and outputs=False, or train one seed at a time")
+        from timnet.training.series import plan_seeds, run_series
+
+        return run_series(plan_seeds(config), figures=figures, verbose=verbose, quiet_devices=True)
     from timnet.training.run import run_training
 
     if features is not None and not isinstance(features, FeatureSet):

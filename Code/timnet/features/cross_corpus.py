@@ -69,7 +69,7 @@ def _present(features: FeatureSet) -> list[str]:
 
 
 def shared_classes(train: FeatureSet, tests: Sequence[FeatureSet], classes: str | Sequence[str] | None = None,
-                   flag: str = "--classes") -> tuple[str, ...]:
+                   flag: str = "--classes", corpora_flag: str = "--test_data") -> tuple[str, ...]:
     """The training corpus's names of the classes every corpus has (its order), narrowed
     to ``classes`` when given; an error when fewer than two remain."""
     common = set(_present(train))
@@ -79,7 +79,7 @@ def shared_classes(train: FeatureSet, tests: Sequence[FeatureSet], classes: str 
     everyone = f"{train.name} and {', '.join(t.name for t in tests)}"
     if not names:
         listed = "; ".join(f"{f.name}: {', '.join(f.class_labels)}" for f in (train, *tests))
-        raise UserError(f"--test_data: {everyone} share no class ({listed}); classes are matched by name, synonyms "
+        raise UserError(f"{corpora_flag}: {everyone} share no class ({listed}); classes are matched by name, synonyms "
                         "included (timnet.features.classes.SYNONYMS)")
     if classes is not None:
         wanted = parse_class_list(classes)
@@ -90,7 +90,7 @@ def shared_classes(train: FeatureSet, tests: Sequence[FeatureSet], classes: str 
                             f"({', '.join(names)})")
         names = [c for c in names if canonical_class(c) in canon]
     if len(names) < 2:
-        raise UserError(f"--test_data: {everyone} share only {', '.join(names)}; a classifier needs at least two "
+        raise UserError(f"{corpora_flag}: {everyone} share only {', '.join(names)}; a classifier needs at least two "
                         "classes")
     return tuple(names)
 

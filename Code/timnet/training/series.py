@@ -175,7 +175,7 @@ def check_corpora(corpora: list[str], classes: str | None) -> None:
     for a in loaded:
         for b in loaded:
             if a is not b:
-                shared_classes(a, [b], classes)
+                shared_classes(a, [b], classes, corpora_flag="--corpora")
 
 
 def plan_cross_corpus(corpora: list[str], given: dict[str, Any]) -> Series:
