@@ -44,6 +44,8 @@ CASES: list[tuple[list[str], int, set[str]]] = [
     (["timnet", "train", "--help"], 0, set()),
     (["timnet", "test", "--help"], 0, set()),
     (["timnet", "predict", "--help"], 0, set()),
+    (["timnet", "cross-corpus", "--help"], 0, set()),
+    (["timnet", "cross-corpus", "--corpora", f"{MISSING}.npy,{MISSING}2.npy"], 2, {"numpy"}),
     ([MAIN, "--help"], 0, set()),
     (["timnet", "train", "--epoch", "0"], 2, set()),
     ([MAIN, "--mode", "train", "--lr", "-1"], 2, set()),

@@ -95,6 +95,31 @@ def shared_classes(train: FeatureSet, tests: Sequence[FeatureSet], classes: str 
     return tuple(names)
 
 
+def check_corpus_names(corpora: Sequence[str]) -> None:
+    """Two or more corpora with different names (the file stems of ``.npy`` paths)."""
+    from pathlib import Path
+
+    names = [Path(c).stem if c.endswith(".npy") else c for c in corpora]
+    if len(corpora) < 2 or len(set(names)) != len(names):
+        raise UserError(f"--corpora {','.join(corpora)}: give two or more different corpora, comma-separated "
+                        "(e.g. EMODB,RAVDE)")
+
+
+def check_corpora(corpora: Sequence[str], classes: str | Sequence[str] | None = None) -> None:
+    """``timnet cross-corpus --corpora``: two or more different corpora that all load, have
+    the same frames and MFCCs, and share two classes or more pairwise, before anything trains."""
+    from timnet.features.files import load_data
+
+    check_corpus_names(corpora)
+    loaded = [load_data(c) for c in corpora]
+    for other in loaded[1:]:
+        check_alike(loaded[0], other)
+    for a in loaded:
+        for b in loaded:
+            if a is not b:
+                shared_classes(a, [b], classes, corpora_flag="--corpora")
+
+
 def join_corpora(train: FeatureSet, tests: Sequence[FeatureSet], classes: str | Sequence[str] | None = None
                  ) -> JoinedCorpora:
     """``train`` followed by every test corpus, over their shared classes (see the module).
@@ -139,4 +164,5 @@ def join_corpora(train: FeatureSet, tests: Sequence[FeatureSet], classes: str | 
     return JoinedCorpora(joined, shared, left_out)
 
 
-__all__ = ["CORPUS_KEY", "TRAIN_CORPUS_KEY", "JoinedCorpora", "check_alike", "join_corpora", "shared_classes"]
+__all__ = ["CORPUS_KEY", "TRAIN_CORPUS_KEY", "JoinedCorpora", "check_alike", "check_corpora", "check_corpus_names", "join_corpora",
+           "shared_classes"]

@@ -30,7 +30,6 @@ from timnet import paths
 from timnet.config import TrainingConfig, corpus_name, make_config
 from timnet.errors import Interrupted, UserError, WriteError
 from timnet.features.files import atomic_path
-from timnet.training import resume
 from timnet.training.run import Run, absolute_data_list, run_training
 
 SERIES_FILE = "series.json"
@@ -56,11 +55,15 @@ class Entry:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Entry:
+        from timnet.training import resume
+
         return cls(values["name"], resume.config_from_settings(values["settings"]), int(values["seed"]),
                    values.get("train"), values.get("test"))
 
     def status(self) -> tuple[str, Path | None]:
         """("complete", run), ("incomplete", run) or ("new", None), from the entry's folders."""
+        from timnet.training import resume
+
         folder = self.config.model_path
         runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         incomplete = [p for p in runs if resume.is_incomplete(p)]
@@ -163,28 +166,13 @@ def plan_seeds(config: TrainingConfig) -> Series:
     return series
 
 
-def check_corpora(corpora: list[str], classes: str | None) -> None:
-    """Every corpus loads, all have the same frames and MFCCs, and every pair shares two
-    classes or more: before anything trains (and before TensorFlow loads)."""
-    from timnet.features.cross_corpus import check_alike, shared_classes
-    from timnet.features.files import load_data
-
-    loaded = [load_data(c) for c in corpora]
-    for a in loaded[1:]:
-        check_alike(loaded[0], a)
-    for a in loaded:
-        for b in loaded:
-            if a is not b:
-                shared_classes(a, [b], classes, corpora_flag="--corpora")
-
-
 def plan_cross_corpus(corpora: list[str], given: dict[str, Any]) -> Series:
     """Every ordered pair (train A, test B) of ``corpora`` for each seed of ``given["seeds"]``
     (else ``random_seed``), each with the settings ``given`` (flag names), seeds outermost."""
+    from timnet.features.cross_corpus import check_corpora, check_corpus_names
+
+    check_corpus_names(corpora)
     names = [corpus_name(c) for c in corpora]
-    if len(corpora) < 2 or len(set(names)) != len(names):
-        raise UserError(f"--corpora {','.join(corpora)}: give two or more different corpora, comma-separated "
-                        "(e.g. EMODB,RAVDE)")
     common = {k: v for k, v in given.items() if k not in ("seeds", "data", "test_data", "protocol")}
     first = make_config({**common, "data": corpora[0], "test_data": corpora[1], "protocol": "cross-corpus",
                          **({"seeds": given["seeds"]} if given.get("seeds") else {})})
