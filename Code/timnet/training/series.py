@@ -246,8 +246,9 @@ def run_series(series: Series, gpu: str | None = None, figures: bool = True, ver
         summary = outcome.report.summary()
         print(f"{entry.name}: WAR {summary['WAR']:.4f}  UAR {summary['UAR']:.4f}  macro-F1 "
               f"{_fmt(summary.get('macro_F1'))}" + (" (interrupted)" if outcome.resume_command else ""))
-        for note in outcome.report.notes:
-            print(f"note: {note}")
+        for note in outcome.report.notes:  # the run's own --resume: the series' command is printed instead
+            if not note.startswith("continue this run with"):
+                print(f"note: {note}")
         if outcome.resume_command is None:
             results[entry.name] = _entry_metrics(entry, outcome.model_dir)
         if outcome.interrupted or outcome.resume_command:
