@@ -555,11 +555,13 @@ def _points(world: World, command: str) -> list[Point]:
     return _POINTS[command]
 
 
-def write_fault(world: World, tmp_path: Path, command: str, fault: str, index: int, k: int) -> None:
+def write_fault(world: World, tmp_path: Path, command: str, fault: str, index: int, k: int,
+                only: str | None = None) -> None:
     """``command`` writing into a tmpfs that fills up (``full``) or turns read-only (``readonly``)
-    at a seeded point: one error line naming a file there, no partial file, the inputs intact;
-    then, with space again, a ``--resume`` (training) or a rerun that succeeds."""
-    points = _points(world, command)
+    at a seeded point (of the points named ``only``, when given): one error line naming a file
+    there, no partial file, the inputs intact; then, with space again, a ``--resume`` (training)
+    or a rerun that succeeds."""
+    points = [p for p in _points(world, command) if only is None or p.name == only]
     chosen = choose(points, k, f"{fault}-{command}")
     if index >= len(chosen):
         pytest.skip(f"{command} reaches only {len(chosen)} points")
@@ -607,6 +609,51 @@ def test_disk_full_during_extraction(world: World, tmp_path: Path) -> None:
                                      "predict", "mix", "test"])
 def test_write_fault_matrix(world: World, tmp_path: Path, command: str, fault: str, index: int) -> None:
     write_fault(world, tmp_path, command, fault, index, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["full", "readonly"])
+@pytest.mark.parametrize("command", ["export-onnx", "export-litert"])
+def test_write_fault_while_the_exporter_writes(world: World, tmp_path: Path, command: str, fault: str) -> None:
+    """The disk fills up, or turns read-only, just before tf2onnx or the TFLite converter writes
+    (the seeded choice of the matrix may leave that point out)."""
+    write_fault(world, tmp_path, command, fault, 0, 1, only="export_write")
+
+
+@pytest.mark.slow
+def test_serve_writes_nothing(world: World, tmp_path: Path) -> None:
+    """``timnet serve`` run from a read-only folder with TMPDIR there too: it starts, and
+    classifies an upload (decoded in memory, no temporary file)."""
+    import http.client
+
+    model = world.exported("onnx")
+    wav = next((world.corpus / "wav").iterdir()).read_bytes()
+    with tmpfs(tmp_path / "ro", "1m") as folder:
+        remount(folder, "ro")
+        log = tmp_path / "serve.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(_argv(["serve", "--test_path", str(model), "--port", "0"]), cwd=folder,
+                                    env={**_env(), "TMPDIR": str(folder)}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline, port = time.monotonic() + 120, 0
+            while not port and time.monotonic() < deadline and proc.poll() is None:
+                text = log.read_text()
+                if "Application startup complete" in text and "http://127.0.0.1:" in text:
+                    port = int(text.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+                time.sleep(0.2)
+            assert port, log.read_text()[-3000:]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/api/classify", body=wav, headers={"Content-Type": "audio/wav"})
+            res = conn.getresponse()
+            body = json.loads(res.read())
+            conn.close()
+            assert res.status == 200 and body["label"] in EMODB_CLASSES, body
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text()
+        remount(folder, "rw")
 
 
 # --- injected errors need no mount: the same cells on any machine ----------------------------

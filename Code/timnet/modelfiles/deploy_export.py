@@ -213,6 +213,8 @@ def _export_litert(model: Any, tmp: Path) -> None:
     try:
         model.export(str(tmp), format="litert", verbose=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the converter's own message names the ops
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # the file's write failed, not the ops
+            raise
         raise UserError(f"--format litert: the TFLite converter could not hold the model with LiteRT's builtin "
                         f"ops ({_litert_op_failure(exc)})") from None
 
@@ -267,6 +269,7 @@ def export_artifact(source: Path, output: Path, fmt: str, input_kind: str, data:
                         "give --data the training feature file")
     scorer = scoring_model(model, meta, input_kind)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # as the .keras export does
         workdir = Path(tempfile.mkdtemp(prefix=".timnet_export_", dir=output.parent))
     except OSError as exc:
         if exc.errno in WRITE_ERRNOS:
