@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -218,7 +219,7 @@ def parallel_map(
     if method == "fork":
         _warm_up()
     chunksize = max(1, min(4, len(tasks) // (jobs * 8)))  # small chunks: even finish, IPC is cheap
-    held = _ctrl_c_held()
+    held = _ctrl_c_held(spawn=method == "spawn")
     try:
         with _single_thread_env():  # before the bar: no monitor thread exists when forking
             pool = multiprocessing.get_context(method).Pool(jobs, initializer=_init_worker)
@@ -233,26 +234,38 @@ def parallel_map(
         _release_ctrl_c(held)
 
 
-def _ctrl_c_held() -> object:
+def _ctrl_c_held(spawn: bool = False) -> tuple | None:
     """Block SIGINT in this thread while the pool starts; returns what :func:`_release_ctrl_c` restores.
 
     Why: a Ctrl-C that lands while the pool forks its workers (1) is raised inside the fork
     handlers of ``os.fork``, where it is lost and leaves the ``logging`` lock held, so the pool's
     thread that replaces dead workers waits for that lock for ever, and (2) kills the workers
     that have not yet reached :func:`_init_worker` (a traceback each), which the pool then
-    replaces, from that thread: the command hung. Blocked, the signal waits: the workers
-    (which inherit the mask, forked or spawned) drop it, and this process raises it once the
-    pool is up (in :func:`parallel_map`, inside ``with pool``). The pool's threads, started
-    meanwhile, keep SIGINT blocked, so it always reaches the main thread.
+    replaces, from that thread: the command hung. Blocked, the signal waits: forked workers
+    inherit the mask and drop it, and this process raises it once the pool is up (in
+    :func:`parallel_map`, inside ``with pool``). The pool's threads, started meanwhile, keep
+    SIGINT blocked, so it always reaches the main thread. A spawned worker does not inherit
+    the mask through ``exec``, but it keeps an ignored SIGINT: ``spawn`` also ignores it for
+    the start (Linux keeps a blocked signal pending even while it is ignored).
     """
     if not hasattr(signal, "pthread_sigmask"):
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = None
+    if spawn and threading.current_thread() is threading.main_thread() and sys.platform.startswith("linux"):
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return mask, handler
 
 
-def _release_ctrl_c(held: object) -> None:
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # type: ignore[arg-type]
+def _release_ctrl_c(held: tuple | None) -> None:
+    if held is None:
+        return
+    mask, handler = held
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def extract_many(
