@@ -138,8 +138,8 @@ _reason = failure_reason  # older name, used by predict.py
 def _init_worker() -> None:
     """One BLAS/OpenMP thread per worker process: the processes are the parallelism.
     Workers ignore Ctrl-C: the main process alone stops (one line, exit 130) and ends them.
-    A worker starts with SIGINT blocked (see :func:`_ctrl_c_held`): a Ctrl-C that came during
-    its start is dropped here, instead of killing it with a traceback."""
+    A worker starts with SIGINT blocked (forked) or ignored (spawned; see :func:`_ctrl_c_held`):
+    a Ctrl-C that came during its start is dropped here, instead of killing it with a traceback."""
     fault_point("worker_start")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
