@@ -117,6 +117,14 @@ def _readable(path: Path) -> str | None:
             json.loads(path.read_text())
         elif suffix in (".csv", ".md", ".txt"):
             path.read_text(encoding="utf8")
+        elif suffix == ".onnx":
+            import onnx
+
+            onnx.checker.check_model(onnx.load(str(path)))
+        elif suffix == ".tflite":
+            from ai_edge_litert.interpreter import Interpreter
+
+            Interpreter(model_path=str(path)).allocate_tensors()
         elif suffix == ".png":
             data = path.read_bytes()
             return None if data.startswith(b"\x89PNG") and data.rstrip(b"\0").endswith(b"IEND\xaeB`\x82") \
@@ -304,6 +312,7 @@ class World:
         self.mfcc.mkdir()
         write_tiny(self.mfcc / "EMODB.npy", class_labels=EMODB_CLASSES, n=14, n_classes=7, frames=20)
         self._references: dict[str, Reference] = {}
+        self._exports: dict[str, Path] = {}
 
     def reference(self, protocol: str) -> Reference:
         if protocol not in self._references:
@@ -317,6 +326,16 @@ class World:
     def weights(self) -> Path:
         ref = self.reference("kfold")
         return ref.base / "models" / ref.run / "2-fold_weights_best_1.hdf5"
+
+    def exported(self, fmt: str) -> Path:
+        """The reference weights exported (MFCC input) as ``onnx`` or ``litert`` (with its sidecar), once."""
+        if fmt not in self._exports:
+            path = self.root / "inputs" / "exported" / f"model{'.onnx' if fmt == 'onnx' else '.tflite'}"
+            path.parent.mkdir(exist_ok=True)
+            succeeded(run(["export", "--format", fmt, "--test_path", str(self.weights()), "--output", str(path)],
+                          self.root))
+            self._exports[fmt] = path
+        return self._exports[fmt]
 
     def inputs(self) -> list[Path]:
         return [p for p in (self.root / "inputs").rglob("*") if p.is_file()]
@@ -463,6 +482,7 @@ def _reader_commands(world: World, cell: Path, damaged: Path, kind: str) -> list
     model = ["--test_path", str(damaged)]
     return [["main", "--mode", "test", "--data", str(world.data), *model, *out, "--no_figures", "--gpu", "-1"],
             ["export", *model, "--output", str(cell / "exported.keras")],
+            ["export", *model, "--format", "onnx", "--input", "waveform", "--output", str(cell / "exported.onnx")],
             ["predict", *model, "--wav", str(world.corpus / "wav"), *out]]
 
 
@@ -489,6 +509,8 @@ def test_damaged_file_read_by_every_command(world: World, tmp_path: Path, kind: 
         assert not (cell / "out").exists() or not any((cell / "out").iterdir()), command
         assert not (cell / "models").exists() or not any((cell / "models").rglob("*.hdf5")), command
         assert not (cell / "exported.keras").exists() and not (cell / "mixed.npy").exists(), command
+        assert not (cell / "exported.onnx").exists(), command
+        assert not [p for p in cell.iterdir() if p.name.startswith(".")], command  # no export work folder
 
 
 # --- a full disk and a read-only folder, at named points --------------------------------------
@@ -504,6 +526,10 @@ def _commands(world: World, out: Path, log: Path | None = None) -> dict[str, lis
         "extract": ["extract", "--corpus", "EMODB", "--input", str(world.corpus), "--output", str(out / "MFCC"),
                     "--jobs", "1", "--no_progress"],
         "export": ["export", "--test_path", str(world.weights()), "--output", str(out / "model.keras")],
+        "export-onnx": ["export", "--format", "onnx", "--input", "waveform", "--test_path", str(world.weights()),
+                        "--output", str(out / "model.onnx")],
+        "export-litert": ["export", "--format", "litert", "--test_path", str(world.weights()), "--output",
+                          str(out / "model.tflite")],
         "predict": ["predict", "--test_path", str(world.weights()), "--wav", str(world.corpus / "wav"),
                     "--result_path", str(out / "predict")],
         "mix": ["mix", "--mfcc_dir", str(world.mfcc), "--output", str(out / "INTERSECT.npy")],
@@ -529,11 +555,13 @@ def _points(world: World, command: str) -> list[Point]:
     return _POINTS[command]
 
 
-def write_fault(world: World, tmp_path: Path, command: str, fault: str, index: int, k: int) -> None:
+def write_fault(world: World, tmp_path: Path, command: str, fault: str, index: int, k: int,
+                only: str | None = None) -> None:
     """``command`` writing into a tmpfs that fills up (``full``) or turns read-only (``readonly``)
-    at a seeded point: one error line naming a file there, no partial file, the inputs intact;
-    then, with space again, a ``--resume`` (training) or a rerun that succeeds."""
-    points = _points(world, command)
+    at a seeded point (of the points named ``only``, when given): one error line naming a file
+    there, no partial file, the inputs intact; then, with space again, a ``--resume`` (training)
+    or a rerun that succeeds."""
+    points = [p for p in _points(world, command) if only is None or p.name == only]
     chosen = choose(points, k, f"{fault}-{command}")
     if index >= len(chosen):
         pytest.skip(f"{command} reaches only {len(chosen)} points")
@@ -577,9 +605,55 @@ def test_disk_full_during_extraction(world: World, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(3))
 @pytest.mark.parametrize("fault", ["full", "readonly"])
-@pytest.mark.parametrize("command", ["train-kfold", "train-holdout", "extract", "export", "predict", "mix", "test"])
+@pytest.mark.parametrize("command", ["train-kfold", "train-holdout", "extract", "export", "export-onnx", "export-litert",
+                                     "predict", "mix", "test"])
 def test_write_fault_matrix(world: World, tmp_path: Path, command: str, fault: str, index: int) -> None:
     write_fault(world, tmp_path, command, fault, index, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["full", "readonly"])
+@pytest.mark.parametrize("command", ["export-onnx", "export-litert"])
+def test_write_fault_while_the_exporter_writes(world: World, tmp_path: Path, command: str, fault: str) -> None:
+    """The disk fills up, or turns read-only, just before tf2onnx or the TFLite converter writes
+    (the seeded choice of the matrix may leave that point out)."""
+    write_fault(world, tmp_path, command, fault, 0, 1, only="export_write")
+
+
+@pytest.mark.slow
+def test_serve_writes_nothing(world: World, tmp_path: Path) -> None:
+    """``timnet serve`` run from a read-only folder with TMPDIR there too: it starts, and
+    classifies an upload (decoded in memory, no temporary file)."""
+    import http.client
+
+    model = world.exported("onnx")
+    wav = next((world.corpus / "wav").iterdir()).read_bytes()
+    with tmpfs(tmp_path / "ro", "1m") as folder:
+        remount(folder, "ro")
+        log = tmp_path / "serve.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(_argv(["serve", "--test_path", str(model), "--port", "0"]), cwd=folder,
+                                    env={**_env(), "TMPDIR": str(folder)}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline, port = time.monotonic() + 120, 0
+            while not port and time.monotonic() < deadline and proc.poll() is None:
+                text = log.read_text()
+                if "Application startup complete" in text and "http://127.0.0.1:" in text:
+                    port = int(text.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+                time.sleep(0.2)
+            assert port, log.read_text()[-3000:]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/api/classify", body=wav, headers={"Content-Type": "audio/wav"})
+            res = conn.getresponse()
+            body = json.loads(res.read())
+            conn.close()
+            assert res.status == 200 and body["label"] in EMODB_CLASSES, body
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text()
+        remount(folder, "rw")
 
 
 # --- injected errors need no mount: the same cells on any machine ----------------------------
@@ -615,3 +689,133 @@ def test_second_ctrl_c_says_what_was_saved(world: World, tmp_path: Path) -> None
     line = [x for x in proc.stderr.splitlines() if x.startswith("interrupted:")]
     assert len(line) == 1 and f"--resume {run_dir}" in line[0] and "fold(s) 1 complete" in line[0], line
     check_files(cell, temporaries=True)
+
+
+# --- exported models: export --format onnx|litert, predict and serve ---------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+@pytest.mark.parametrize("action", ["ENOSPC", "EROFS"])
+def test_injected_write_error_in_export(world: World, tmp_path: Path, fmt: str, action: str) -> None:
+    """The exporter's write fails (no mount needed): one error naming the output, nothing left
+    under its name or its sidecar's, no work folder; an earlier export stays; the rerun succeeds."""
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = shutil.copy(world.exported(fmt), out / world.exported(fmt).name)
+    if fmt == "litert":
+        shutil.copy(world.exported(fmt).with_suffix(".json"), out / "model.json")
+    before = digest(list(out.iterdir()))
+    args = ["export", "--format", fmt, "--test_path", str(world.weights()), "--output", str(earlier), "--overwrite"]
+    proc = run(args, tmp_path, fault=f"export_write:{action}")
+    one_error_line(proc, str(earlier), "then run the command again")
+    assert digest(list(out.iterdir())) == before
+    check_files(out)
+    succeeded(run(args, tmp_path))
+    check_files(out)
+
+
+def _damaged_exported(world: World, cell: Path, kind: str, how: str) -> Path:
+    """A copy of an exported model file (``onnx``, ``tflite``, or the ``.tflite``'s ``sidecar``)
+    with the file damaged; returns the model file to give the commands."""
+    folder = cell / "damaged"
+    folder.mkdir(parents=True)
+    if kind == "onnx" and how != "truncated":
+        # Zeroed or random bytes replace every byte: a file of an export's size needs no export.
+        model = folder / "model.onnx"
+        model.write_bytes(bytes(200_000))
+        damage(model, how)
+        return model
+    source = world.exported("onnx" if kind == "onnx" else "litert")
+    model = Path(shutil.copy(source, folder / source.name))
+    if kind != "onnx":
+        shutil.copy(source.with_suffix(".json"), folder / "model.json")
+    damage(model if kind != "sidecar" else folder / "model.json", how)
+    return model
+
+
+def _serve(model: Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> \
+        subprocess.CompletedProcess:
+    """``timnet serve`` on a free port, stopped (SIGINT) as soon as it says it serves."""
+    proc = subprocess.Popen(_argv(["serve", "--test_path", str(model), "--port", "0"]), cwd=cwd,
+                            env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("kind,how", [("onnx", "random")] + [
+    pytest.param(k, h, marks=pytest.mark.slow) for k in ("onnx", "tflite", "sidecar") for h in DAMAGES
+    if (k, h) != ("onnx", "random")])
+def test_damaged_exported_model_read_by_predict_and_serve(world: World, tmp_path: Path, kind: str, how: str) -> None:
+    """predict and serve given a damaged .onnx / .tflite file (or the .tflite's sidecar): one
+    error line naming it and the fix (export again), exit 2; serve ends before it serves."""
+    cell = tmp_path / "cell"
+    model = _damaged_exported(world, cell, kind, how)
+    predicted = run(["predict", "--test_path", str(model), "--wav", str(world.corpus / "wav"), "--result_path",
+                     str(cell / "out")], tmp_path)
+    line = one_error_line(predicted, str(model))
+    assert "timnet export --format" in line, line
+    assert not (cell / "out").exists() or not any((cell / "out").iterdir())
+    served = _serve(model, tmp_path)
+    line = one_error_line(served, str(model))
+    assert "timnet export --format" in line and "Serving" not in served.stdout, (line, served.stdout)
+
+
+# --- Ctrl-C (SIGINT to the process group) while extraction's worker pool runs -----------------
+
+# ``python -m timnet`` with Python's own SIGINT handler: a test runner started in the
+# background ignores SIGINT, and its children would inherit that.
+CTRL_C_MAIN = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "sys.argv[0] = 'timnet'; runpy.run_module('timnet', run_name='__main__', alter_sys=True)")
+CTRL_C_FILES = 40
+
+
+def _ctrl_c_points() -> list[str]:
+    """Where the group's SIGINT is sent from: a worker starting (before it ignores SIGINT; the
+    pool is forking), a worker about to read file i (the main process waits for results), the
+    main process after n files; seeded."""
+    rng = random.Random(f"{SEED}-ctrl-c")
+    points = ["worker_start:PGSIGINT", "mfcc_task:index=0:PGSIGINT"]
+    points += [f"mfcc_task:index={i}:PGSIGINT" for i in rng.sample(range(1, CTRL_C_FILES), 6)]
+    points += [f"extracted:n={n}:PGSIGINT" for n in rng.sample(range(1, CTRL_C_FILES), 4)]
+    return points
+
+
+@pytest.fixture(scope="module")
+def ctrl_c_corpus(world: World) -> Path:
+    return _wavs(world.root / "inputs" / "emodb40", CTRL_C_FILES)
+
+
+@pytest.mark.parametrize("spec", [pytest.param(p, marks=[] if i < 2 else [pytest.mark.slow])
+                                  for i, p in enumerate(_ctrl_c_points())])
+def test_ctrl_c_to_the_process_group_during_extraction(world: World, ctrl_c_corpus: Path, tmp_path: Path,
+                                                       spec: str) -> None:
+    """A real Ctrl-C (SIGINT to the whole process group, workers included) at a seeded point of
+    ``timnet extract --jobs 2``: it ends within a minute (it once hung: the signal landed in
+    the pool's fork handlers), exit 130, one line, no worker traceback; the earlier feature file
+    is intact and nothing else is written."""
+    out = tmp_path / "MFCC"
+    out.mkdir()
+    earlier = shutil.copy(world.mfcc / "EMODB.npy", out / "EMODB.npy")
+    before = digest([earlier])
+    args = ["extract", "--corpus", "EMODB", "--input", str(ctrl_c_corpus), "--output", str(out), "--jobs", "2",
+            "--no_progress", "--overwrite"]
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_MAIN, *args], cwd=tmp_path, env=_env(spec),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{spec}: timnet extract still ran 90 s after Ctrl-C:\n{stderr[-3000:]}")
+    text = stdout + stderr
+    assert proc.returncode == 130, (spec, text[-3000:])
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text and "Exception ignored" not in text, text
+    assert [line for line in stderr.splitlines() if line.startswith(("interrupted", "error"))] == \
+        ["interrupted: nothing was saved"], stderr
+    assert digest([earlier]) == before
+    assert sorted(p.name for p in out.iterdir()) == ["EMODB.npy"]

@@ -3,8 +3,10 @@
 The project calls :func:`fault_point` where it writes: every atomic write (``before_rename``
 and ``after_rename``, context ``file``: the final file's name), the end of a training epoch
 after its resume state (``epoch_end``: ``fold``, ``epoch``), the end of a fold after its
-record (``fold_end``: ``fold``), and feature extraction after each file (``extracted``:
-``n``, the files done). Nothing happens unless ``TIMNET_FAULT`` is set when the process
+record (``fold_end``: ``fold``), and feature extraction: in the main process after each
+file (``extracted``: ``n``, the files done) and in the worker that reads a file, before it
+reads it (``mfcc_task``: ``index``, the file's place in the list; in the worker processes when
+``--jobs`` is above 1, so a signal it sends reaches the main process wherever it is). Nothing happens unless ``TIMNET_FAULT`` is set when the process
 starts; then the first matching hit (or the ``@N``-th) fires its action once::
 
     TIMNET_FAULT="POINT[:KEY=VALUE...][@N]:ACTION"     several: separated by ';'
@@ -13,9 +15,11 @@ starts; then the first matching hit (or the ``@N``-th) fires its action once::
     TIMNET_FAULT="before_rename:file=*.hdf5@3:ENOSPC"         # the third weights write finds the disk full
     TIMNET_FAULT="after_rename:file=metrics.json:SIGINT"      # Ctrl-C once the report is written
     TIMNET_FAULT="extracted:n=5:SIGKILL"                      # extraction killed after 5 files
+    TIMNET_FAULT="mfcc_task:index=7:PGSIGINT"                 # Ctrl-C while a worker starts file 7
 
 ``KEY=VALUE`` matches a context value as text (shell-style wildcards allowed). Actions:
-``SIGKILL``, ``SIGINT``, ``SIGTERM`` (sent to this process), ``SIGSTOP`` (the process
+``SIGKILL``, ``SIGINT``, ``SIGTERM`` (sent to this process), ``PGSIGINT`` (SIGINT to the
+whole process group, as a terminal's Ctrl-C: the worker processes get it too), ``SIGSTOP`` (the process
 pauses there until a test has changed the world, say remounted the disk read-only, and
 sends ``SIGCONT``), ``ENOSPC``, ``EROFS``, ``EIO``
 (an :class:`OSError` with that errno, as the operating system raises it), ``RAISE`` (a
@@ -37,8 +41,9 @@ ENV = "TIMNET_FAULT"
 TRACE_ENV = "TIMNET_FAULT_TRACE"
 SIGNAL_ACTIONS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM,
                   "SIGSTOP": signal.SIGSTOP}
+GROUP_ACTIONS = {"PGSIGINT": signal.SIGINT}  # to the whole process group, as a terminal's Ctrl-C
 ERRNO_ACTIONS = {"ENOSPC": errno.ENOSPC, "EROFS": errno.EROFS, "EIO": errno.EIO}
-ACTIONS = (*SIGNAL_ACTIONS, *ERRNO_ACTIONS, "RAISE")
+ACTIONS = (*SIGNAL_ACTIONS, *GROUP_ACTIONS, *ERRNO_ACTIONS, "RAISE")
 
 
 @dataclass
@@ -101,6 +106,9 @@ def fault_point(point: str, **context: Any) -> None:
 def _fire(fault: Fault, point: str, context: dict[str, Any]) -> None:
     if fault.action in SIGNAL_ACTIONS:
         os.kill(os.getpid(), SIGNAL_ACTIONS[fault.action])
+        return
+    if fault.action in GROUP_ACTIONS:
+        os.killpg(os.getpgrp(), GROUP_ACTIONS[fault.action])
         return
     if fault.action in ERRNO_ACTIONS:
         code = ERRNO_ACTIONS[fault.action]

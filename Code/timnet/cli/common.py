@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import argparse
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -38,13 +39,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _interrupt_main_later() -> None:
+    time.sleep(0.01)  # the main thread leaves the hook (microseconds) before the interrupt trips
+    _thread.interrupt_main()
+
+
 def _interrupt_in_cleanup(unraisable: sys.UnraisableHookArgs) -> None:
     """Ctrl-C that lands inside a library's ``__del__`` (llvmlite's, under librosa) would
     be printed as an ignored exception and lost; raise it again in the main code, where
     the command reports the interruption in one line. A write error in a ``__del__`` (a
     file object closed after its disk filled up) is the failure the command reports."""
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        _thread.interrupt_main()
+        # interrupt_main() called here trips at once, in this hook, where the interrupt would be
+        # lost again (and the command went on, or hung, after a Ctrl-C): call it from a thread,
+        # once this hook has returned.
+        _thread.start_new_thread(_interrupt_main_later, ())
         return
     if isinstance(unraisable.exc_value, OSError) and unraisable.exc_value.errno in WRITE_ERRNOS:
         return  # a file abandoned by a failed write (full disk, read-only): the command reports that failure

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -121,6 +122,7 @@ def failure_reason(exc: Exception, path: str | Path) -> str:
 
 def _one(task: tuple[int, str, int, int]) -> tuple[int, np.ndarray | None, str]:
     index, path, mean_signal_length, n_mfcc = task
+    fault_point("mfcc_task", index=index)
     try:
         with warnings.catch_warnings():  # librosa warns before trying audioread; the failure says it all
             warnings.simplefilter("ignore", UserWarning)
@@ -135,8 +137,13 @@ _reason = failure_reason  # older name, used by predict.py
 
 def _init_worker() -> None:
     """One BLAS/OpenMP thread per worker process: the processes are the parallelism.
-    Workers ignore Ctrl-C: the main process alone stops (one line, exit 130) and ends them."""
+    Workers ignore Ctrl-C: the main process alone stops (one line, exit 130) and ends them.
+    A worker starts with SIGINT blocked (forked) or ignored (spawned; see :func:`_ctrl_c_held`):
+    a Ctrl-C that came during its start is dropped here, instead of killing it with a traceback."""
+    fault_point("worker_start")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for name in _THREAD_ENV_VARS:
         os.environ[name] = "1"
     try:
@@ -212,12 +219,53 @@ def parallel_map(
     if method == "fork":
         _warm_up()
     chunksize = max(1, min(4, len(tasks) // (jobs * 8)))  # small chunks: even finish, IPC is cheap
-    with _single_thread_env():  # before the bar: no monitor thread exists when forking
-        pool = multiprocessing.get_context(method).Pool(jobs, initializer=_init_worker)
-    with pool, tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress) as bar:
-        for result in pool.imap(func, tasks, chunksize=chunksize):
-            bar.update()
-            yield result
+    held = _ctrl_c_held(spawn=method == "spawn")
+    try:
+        with _single_thread_env():  # before the bar: no monitor thread exists when forking
+            pool = multiprocessing.get_context(method).Pool(jobs, initializer=_init_worker)
+        with pool, tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress) as bar:
+            # A Ctrl-C held during the start is raised here, where leaving ``with pool`` ends the workers.
+            _release_ctrl_c(held)
+            held = None
+            for result in pool.imap(func, tasks, chunksize=chunksize):
+                bar.update()
+                yield result
+    finally:
+        _release_ctrl_c(held)
+
+
+def _ctrl_c_held(spawn: bool = False) -> tuple | None:
+    """Block SIGINT in this thread while the pool starts; returns what :func:`_release_ctrl_c` restores.
+
+    Why: a Ctrl-C that lands while the pool forks its workers (1) is raised inside the fork
+    handlers of ``os.fork``, where it is lost and leaves the ``logging`` lock held, so the pool's
+    thread that replaces dead workers waits for that lock for ever, and (2) kills the workers
+    that have not yet reached :func:`_init_worker` (a traceback each), which the pool then
+    replaces, from that thread: the command hung. Blocked, the signal waits: forked workers
+    inherit the mask and drop it, and this process raises it once the pool is up (in
+    :func:`parallel_map`, inside ``with pool``). The pool's threads, started meanwhile, keep
+    SIGINT blocked, so it always reaches the main thread. A spawned worker does not inherit
+    the mask through ``exec``, but it keeps an ignored SIGINT: ``spawn`` also ignores it for
+    the start (Linux keeps a blocked signal pending even while it is ignored).
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = None
+    if spawn and threading.current_thread() is threading.main_thread() and sys.platform.startswith("linux"):
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return mask, handler
+
+
+def _release_ctrl_c(held: tuple | None) -> None:
+    if held is None:
+        return
+    mask, handler = held
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def extract_many(

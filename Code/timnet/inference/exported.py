@@ -97,7 +97,11 @@ class LiteRtSession:
         except ImportError:
             raise _missing_runtime(path) from None
         side = path.with_suffix(".json")
-        raw = side.read_text(encoding="utf8") if side.is_file() else None
+        try:
+            raw = side.read_text(encoding="utf8") if side.is_file() else None
+        except UnicodeDecodeError:  # a damaged sidecar
+            raise ModelFileError(f"{path}: malformed TIM-Net metadata in the sidecar {side.name} (not UTF-8 "
+                                 f"text); {REEXPORT.format(fmt='litert')}") from None
         self.record = _parse_record(raw, path, f"the sidecar {side.name}", "litert")
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)

@@ -15,6 +15,7 @@ quantisation also quantises those and lost 2 UAR points on EMO-DB-2s: not offere
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from timnet.config import EXPORT_FORMATS, EXPORT_INPUTS, EXPORT_SUFFIXES
-from timnet.errors import UserError
+from timnet.errors import WRITE_ERRNOS, UserError, WriteError
+from timnet.faults import fault_point
 from timnet.features import corpora
 from timnet.features.files import FeatureSet, atomic_path
 from timnet.jsonable import json_default
@@ -56,6 +58,18 @@ def output_path_for(output: Path, fmt: str) -> Path:
 def sidecar_path(artifact: Path) -> Path:
     """Where a LiteRT file's metadata lives: the same stem, ``.json``."""
     return artifact.with_suffix(".json")
+
+
+def _orphan_sidecar(side: Path, artifact: Path) -> bool:
+    """Whether ``side`` is the metadata of an export that failed before its ``.tflite`` file
+    was renamed into place (a folder that turned read-only keeps it): a rerun replaces it."""
+    if artifact.exists():
+        return False
+    try:
+        record = json.loads(side.read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("format") == RECORD_FORMAT
 
 
 def _model_card(source: Path, meta: ModelMetadata) -> dict[str, Any]:
@@ -199,6 +213,8 @@ def _export_litert(model: Any, tmp: Path) -> None:
     try:
         model.export(str(tmp), format="litert", verbose=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the converter's own message names the ops
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # the file's write failed, not the ops
+            raise
         raise UserError(f"--format litert: the TFLite converter could not hold the model with LiteRT's builtin "
                         f"ops ({_litert_op_failure(exc)})") from None
 
@@ -245,15 +261,23 @@ def export_artifact(source: Path, output: Path, fmt: str, input_kind: str, data:
                         f"quantisation cost 2 UAR points on EMO-DB-2s); export --format {fmt} without --quantize")
     side = sidecar_path(output) if fmt == "litert" else None
     for target in filter(None, (output, side)):
-        if target.exists() and not overwrite:
+        if target.exists() and not overwrite and not (target == side and _orphan_sidecar(target, output)):
             raise UserError(f"--output {target}: exists; give --overwrite to replace it")
     model, meta, notes, note = _with_centroids(source, data, features, seed, overrides)
     if input_kind == "waveform" and not meta.mean_signal_length:
         raise UserError(f"{source}: the model records no signal length, which the waveform front end needs; "
                         "give --data the training feature file")
     scorer = scoring_model(model, meta, input_kind)
-    workdir = Path(tempfile.mkdtemp(prefix=".timnet_export_", dir=output.parent))
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # as the .keras export does
+        workdir = Path(tempfile.mkdtemp(prefix=".timnet_export_", dir=output.parent))
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise WriteError(output, exc) from None
+        raise
+    new_side = None  # the sidecar this export wrote where none was: removed when the export fails
+    try:
+        fault_point("export_write", file=output.name, path=output)
         tmp = workdir / (output.name if fmt != "saved_model" else "saved_model")
         if fmt == "onnx":
             _export_onnx(scorer, tmp, quantize)
@@ -268,11 +292,23 @@ def export_artifact(source: Path, output: Path, fmt: str, input_kind: str, data:
         elif fmt == "saved_model":
             (tmp / SAVED_MODEL_MEMBER).write_text(text, encoding="utf8")
         if side is not None:
+            existed = side.exists()
             with atomic_path(side) as side_tmp:
                 side_tmp.write_text(text, encoding="utf8")
+            new_side = None if existed else side
+        fault_point("before_rename", file=output.name, path=output)
         if output.is_dir() and fmt == "saved_model":
             shutil.rmtree(output)
         os.replace(tmp, output)
+    except BaseException as exc:
+        if new_side is not None:
+            with contextlib.suppress(OSError):  # a folder turned read-only keeps it: see _orphan_sidecar
+                new_side.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            # The exporters write with open(): the error names a file in the hidden work folder.
+            raise WriteError(output, exc) from None
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    fault_point("after_rename", file=output.name, path=output)
     return ExportResult(output, source, meta, notes, note)
