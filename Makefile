@@ -10,7 +10,7 @@ MAX_FOLDS ?=
 DEMO_EPOCHS ?= 50
 BENCH_EPOCHS ?= 10
 
-.PHONY: setup test test-slow lint demo bench bench-protocol bench-start bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb bench-deploy figures
+.PHONY: setup test test-slow lint demo bench bench-protocol bench-start bench-inference-batch bench-memory bench-predict bench-extraction bench-emodb bench-deploy bench-cross-corpus figures
 
 $(VENV)/.installed: requirement.txt requirement-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,3 +75,9 @@ bench-deploy: setup
 # The paper's recipe (or LOSO) on an EMO-DB folder: make bench-emodb EPOCHS=100 PROTOCOL=loso MAX_FOLDS=1
 bench-emodb: setup
 	$(PY) benchmarks/bench_emodb.py --emodb_dir $(EMODB_DIR) --epochs $(EPOCHS) --protocol $(PROTOCOL) $(if $(MAX_FOLDS),--max_folds $(MAX_FOLDS))
+
+# Two real corpora (../shared/corpora): EMO-DB-2s <-> RAVDESS cross-corpus (3 seeds), RAVDESS 10-fold and
+# group-kfold by actor; hours on 2 cores, resumable: run it again to continue (PART=cross|kfold|group).
+PART ?= all
+bench-cross-corpus: setup
+	$(PY) benchmarks/bench_cross_corpus.py --part $(PART) --epochs $(EPOCHS) $(if $(MAX_FOLDS),--max_folds $(MAX_FOLDS))
