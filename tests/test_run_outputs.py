@@ -197,7 +197,7 @@ def test_tensorboard_hparams_and_final_metrics(run: dict[str, Any]) -> None:
     assert values["bidirection"] is False and "log_dir" not in values and "model_path" not in values
     experiment = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
     assert [m.name.tag for m in experiment.metric_infos] == list(METRIC_TAGS.values())
-    unset = {"max_folds", "classes", "splits"}  # settings this run leaves unset: a column, no value
+    unset = {"max_folds", "classes", "splits", "test_data", "seeds"}  # settings this run leaves unset: a column, no value
     assert {h.name for h in experiment.hparam_infos} == {*values, *unset}
     assert not unset & set(values)
     for name, tag in METRIC_TAGS.items():
