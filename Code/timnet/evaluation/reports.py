@@ -113,7 +113,7 @@ class EvaluationReport:
             "class_labels": list(self.class_labels),
             "WAR": float(np.mean([m["WAR"] for m in per_fold])),
             "UAR": float(np.mean([m["UAR"] for m in per_fold])),
-            "macro_F1": _mean([m["macro_F1"] for m in per_fold]),
+            "macro_F1": mean_of([m["macro_F1"] for m in per_fold]),
             "per_class_recall": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_recall"][rows])},
             "per_class_F1": {c: _nan_to_none(r) for c, r in zip(labels, pooled["per_class_F1"][rows])},
             "confusion_matrix": pooled["confusion_matrix"][rows].tolist(),
@@ -128,7 +128,7 @@ class EvaluationReport:
             out["pooled_macro_F1"] = _nan_to_none(pooled["macro_F1"])
             out["WAR_std"] = float(np.std([m["WAR"] for m in per_fold]))
             out["UAR_std"] = float(np.std([m["UAR"] for m in per_fold]))
-            out["macro_F1_std"] = _std([m["macro_F1"] for m in per_fold])
+            out["macro_F1_std"] = std_of([m["macro_F1"] for m in per_fold])
             out["folds"] = [
                 {
                     "fold": f.fold,
@@ -159,12 +159,12 @@ class EvaluationReport:
         rows = self.rows
         if len(self.folds) > 1:
             for f in s["folds"]:
-                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  macro-F1 {_fmt(f['macro_F1'])}  "
+                print(f"{f['name']:>14}: WAR {f['WAR']:.4f}  UAR {f['UAR']:.4f}  macro-F1 {fmt(f['macro_F1'])}  "
                       f"(n={f['n']})")
             print(f"{'mean':>14}: WAR {s['WAR']:.4f} ± {s['WAR_std']:.4f}  UAR {s['UAR']:.4f} ± {s['UAR_std']:.4f}  "
-                  f"macro-F1 {_fmt(s['macro_F1'])} ± {_fmt(s['macro_F1_std'])}")
+                  f"macro-F1 {fmt(s['macro_F1'])} ± {fmt(s['macro_F1_std'])}")
         else:
-            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  macro-F1 {_fmt(s['macro_F1'])}  (n={s['n']})")
+            print(f"WAR {s['WAR']:.4f}  UAR {s['UAR']:.4f}  macro-F1 {fmt(s['macro_F1'])}  (n={s['n']})")
         for what, key in (("recall", "per_class_recall"), ("F1", "per_class_F1")):
             print(f"per-class {what}: " + ", ".join(
                 f"{c} {r:.3f}" if r is not None else f"{c} n/a" for c, r in s[key].items()))
@@ -270,17 +270,22 @@ def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _mean(values: list[float]) -> float | None:
-    """The mean of the defined values (a fold without any true utterance has no F1)."""
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.mean(finite)) if finite else None
+def _defined(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and not np.isnan(v)]
 
 
-def _std(values: list[float]) -> float | None:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.std(finite)) if finite else None
+def mean_of(values: list[float | None]) -> float | None:
+    """The mean of the defined values (a fold without any true utterance has no F1; a run not yet done has none)."""
+    defined = _defined(values)
+    return float(np.mean(defined)) if defined else None
 
 
-def _fmt(value: float | None) -> str:
+def std_of(values: list[float | None]) -> float | None:
+    """NumPy's std (ddof 0) of the defined values."""
+    defined = _defined(values)
+    return float(np.std(defined)) if defined else None
+
+
+def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 

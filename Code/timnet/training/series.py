@@ -243,9 +243,11 @@ def run_series(series: Series, gpu: str | None = None, figures: bool = True, ver
         except KeyboardInterrupt:
             raise Interrupted(f"the series {series.model_dir} stopped during {entry.name}; continue it with: "
                               f"{command}") from None
+        from timnet.evaluation.reports import fmt  # loaded by the training already
+
         summary = outcome.report.summary()
         print(f"{entry.name}: WAR {summary['WAR']:.4f}  UAR {summary['UAR']:.4f}  macro-F1 "
-              f"{_fmt(summary.get('macro_F1'))}" + (" (interrupted)" if outcome.resume_command else ""))
+              f"{fmt(summary.get('macro_F1'))}" + (" (interrupted)" if outcome.resume_command else ""))
         for note in outcome.report.notes:  # the run's own --resume: the series' command is printed instead
             if not note.startswith("continue this run with"):
                 print(f"note: {note}")
@@ -261,25 +263,22 @@ def run_series(series: Series, gpu: str | None = None, figures: bool = True, ver
     return SeriesOutcome(series, results, metrics, written)
 
 
-def _stats(values: list[float | None]) -> dict[str, float | None]:
-    vals = [v for v in values if v is not None and np.isfinite(v)]
-    if not vals:
-        return {"mean": None, "std": None}
-    return {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
-
-
 def _mean_std(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{"WAR": mean, "WAR_std": std, ...} over ``rows``."""
+    from timnet.evaluation.reports import mean_of, std_of  # pandas and scikit-learn: not for a flag error
+
     out: dict[str, Any] = {}
     for m in METRICS:
-        s = _stats([r.get(m) for r in rows])
-        out[m], out[f"{m}_std"] = s["mean"], s["std"]
+        values = [r.get(m) for r in rows]
+        out[m], out[f"{m}_std"] = mean_of(values), std_of(values)
     out["n_seeds"] = len(rows)
     return out
 
 
 def series_metrics(series: Series, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The series' metrics.json (see the module): entries, per seed, mean ± std over seeds."""
+    from timnet.evaluation.reports import mean_of
+
     entries = [{"name": e.name, **results[e.name]} for e in series.entries if e.name in results]
     out: dict[str, Any] = {"series": series.name, "kind": series.kind, "seeds": series.seeds,
                            "complete": len(entries) == len(series.entries), "entries": entries,
@@ -305,14 +304,10 @@ def series_metrics(series: Series, results: dict[str, dict[str, Any]]) -> dict[s
     for seed in series.seeds:
         rows = [r for r in entries if r["seed"] == seed]
         if len(rows) == n_pairs:
-            per_seed.append({"seed": seed, **{m: _stats([r[m] for r in rows])["mean"] for m in METRICS}})
+            per_seed.append({"seed": seed, **{m: mean_of([r[m] for r in rows]) for m in METRICS}})
     out["mean_over_pairs"] = {**_mean_std(per_seed), "per_seed": {str(r["seed"]): {m: r[m] for m in METRICS}
                                                                   for r in per_seed}}
     return out
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _pm(row: dict[str, Any], metric: str) -> str:
@@ -323,11 +318,13 @@ def _pm(row: dict[str, Any], metric: str) -> str:
 
 def summary_text(series: Series, metrics: dict[str, Any]) -> str:
     """The series' report as Markdown (summary.md, and what the command line prints)."""
+    from timnet.evaluation.reports import fmt
+
     lines = [f"# TIM-Net series: {series.name}", ""]
     if series.kind == "seeds":
         lines += ["| seed | WAR | UAR | macro-F1 |", "|---|---|---|---|"]
         for r in metrics["entries"]:
-            lines.append(f"| {r['seed']} | {_fmt(r['WAR'])} | {_fmt(r['UAR'])} | {_fmt(r['macro_F1'])} |")
+            lines.append(f"| {r['seed']} | {fmt(r['WAR'])} | {fmt(r['UAR'])} | {fmt(r['macro_F1'])} |")
         mean = metrics["mean"]
         lines.append(f"| **mean ± std** | {_pm(mean, 'WAR')} | {_pm(mean, 'UAR')} | {_pm(mean, 'macro_F1')} |")
     else:
